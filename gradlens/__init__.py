@@ -1,0 +1,34 @@
+"""gradlens: find the autograd bugs that make PyTorch training silently wrong.
+
+The package root only re-exports the public API. Names are resolved lazily so that ``import gradlens``
+stays cheap and never imports torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it
+_EXPORTS = {
+    "GradlensError": "gradlens.errors",
+    "GradlensWarning": "gradlens.errors",
+    "GraphvizNotFoundError": "gradlens.errors",
+    "RecordError": "gradlens.errors",
+}
+
+__all__ = ["__version__", *_EXPORTS]
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'gradlens' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

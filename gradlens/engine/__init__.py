@@ -1,0 +1,122 @@
+"""gradlens.engine: a small autograd engine over numpy that mirrors torch's API and semantics, so that
+ordinary CPU training code runs on it unchanged::
+
+    import gradlens.engine as torch
+
+It knows nothing of gradlens's analysis; gradlens watches it through the same hooks it uses on torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from . import _dtype, autograd
+from ._dtype import (  # noqa: F401 - torch's dtype names
+    bool,
+    double,
+    dtype,
+    float,
+    float16,
+    float32,
+    float64,
+    get_default_dtype,
+    half,
+    int,
+    int8,
+    int16,
+    int32,
+    int64,
+    long,
+    promote_types,
+    set_default_dtype,
+    uint8,
+)
+from .autograd import (
+    enable_grad,
+    inference_mode,
+    is_grad_enabled,
+    is_inference_mode_enabled,
+    no_grad,
+    set_grad_enabled,
+)
+from .creation import *  # noqa: F401,F403
+from .creation import __all__ as _creation_all
+from .ops import OPS as _OPS
+from .tensor import Size, Tensor
+
+__version__ = "2.13.0+gradlens"
+
+
+class device:  # noqa: N801 - torch's name
+    """A device: the native engine has only the CPU."""
+
+    __slots__ = ("type", "index")
+
+    def __init__(self, type: str = "cpu", index=None):  # noqa: A002
+        if isinstance(type, device):
+            type, index = type.type, type.index  # noqa: A001
+        name = str(type).split(":")[0]
+        if name != "cpu":
+            raise RuntimeError(f"gradlens.engine runs on the CPU only; got device {type!r}")
+        self.type = "cpu"
+        self.index = index
+
+    def __repr__(self) -> str:
+        return "device(type='cpu')"
+
+    def __str__(self) -> str:
+        return "cpu"
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, device) or other == "cpu"
+
+    def __hash__(self) -> int:
+        return hash("cpu")
+
+
+def is_tensor(obj) -> bool:
+    return isinstance(obj, Tensor)
+
+
+def numel(input: Tensor) -> int:
+    return input.numel()
+
+
+def set_num_threads(n: int) -> None:
+    """Accepted for compatibility; numpy's BLAS threads are set with OMP_NUM_THREADS."""
+
+
+def get_num_threads() -> int:
+    return 1
+
+
+def is_floating_point(input: Tensor) -> bool:
+    return input.is_floating_point()
+
+
+def _export_ops() -> list:
+    names = []
+    g = globals()
+    for name, (fn, _method, function) in _OPS.items():
+        if function and name not in g:
+            g[name] = fn
+            names.append(name)
+    return names
+
+
+_op_names = _export_ops()
+
+_SUBMODULES = ("nn", "optim", "utils")
+
+
+def __getattr__(name: str):
+    if name in _SUBMODULES:
+        module = importlib.import_module(f"{__name__}.{name}")
+        globals()[name] = module
+        return module
+    raise AttributeError(f"module 'gradlens.engine' has no attribute {name!r}")
+
+
+__all__ = ["Tensor", "Size", "dtype", "device", "autograd", "no_grad", "enable_grad", "set_grad_enabled",
+           "is_grad_enabled", "inference_mode", "is_tensor", "numel", *_creation_all, *_op_names,
+           *_SUBMODULES]

@@ -1,0 +1,123 @@
+"""torch.autograd's surface for the native engine: ``backward``, ``grad``, grad-mode switches, and the
+``graph`` submodule (Node, saved_tensors_hooks)."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from . import graph
+from .engine import run_backward
+from .grad_mode import (
+    enable_grad,
+    inference_mode,
+    is_grad_enabled,
+    is_inference_mode_enabled,
+    no_grad,
+    set_grad_enabled,
+)
+from .graph import Node
+
+__all__ = ["backward", "grad", "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled",
+           "inference_mode", "is_inference_mode_enabled", "graph", "Node"]
+
+
+def _as_seq(x) -> list:
+    if x is None:
+        return []
+    from ..tensor import Tensor
+
+    if isinstance(x, Tensor):
+        return [x]
+    return list(x)
+
+
+def _seed(out, g, i: int, create_graph: bool):
+    """The starting gradient for output ``out``: given, or ones for a one-element output."""
+    from ..tensor import Tensor
+
+    if g is None:
+        if out._data.size != 1:
+            raise RuntimeError("grad can be implicitly created only for scalar outputs")
+        arr = np.ones(out._data.shape, dtype=out._data.dtype)
+        return Tensor._make(arr) if create_graph else arr
+    if not isinstance(g, Tensor):
+        if isinstance(g, (int, float)):
+            g = Tensor._make(np.full(out._data.shape, g, dtype=out._data.dtype))
+        else:
+            raise TypeError(f"gradients can be either Tensors or None, but got {type(g).__name__}")
+    if g._data.shape != out._data.shape:
+        raise RuntimeError(f"Mismatch in shape: grad_output[{i}] has a shape of torch.Size({list(g._data.shape)}) "
+                           f"and output[{i}] has a shape of torch.Size({list(out._data.shape)}).")
+    return g if create_graph else g._data
+
+
+def _roots(outputs, grad_outputs, create_graph: bool):
+    roots = []
+    for i, out in enumerate(outputs):
+        if not out._rg:
+            raise RuntimeError(f"element {i} of tensors does not require grad and does not have a grad_fn")
+        g = _seed(out, grad_outputs[i] if i < len(grad_outputs) else None, i, create_graph)
+        if out._grad_fn is not None:
+            roots.append((out._grad_fn, out._output_nr, g))
+        else:
+            roots.append((out._grad_accumulator(), 0, g))
+    return roots
+
+
+def backward(tensors, grad_tensors=None, retain_graph=None, create_graph: bool = False, inputs=None) -> None:
+    """Accumulate the gradients of ``tensors`` w.r.t. the graph leaves into their ``.grad``."""
+    outputs = _as_seq(tensors)
+    grads = _as_seq(grad_tensors)
+    if retain_graph is None:
+        retain_graph = create_graph
+    roots = _roots(outputs, grads, create_graph)
+    if inputs is not None:
+        inputs = _as_seq(inputs)
+        if not inputs:
+            raise RuntimeError("'inputs' argument to backward() cannot be empty.")
+        captured = run_backward(roots, retain_graph, create_graph, capture=[t._edge() for t in inputs])
+        for t, g in zip(inputs, captured):
+            if g is not None:
+                t._accumulate(g, create_graph)
+        return
+    run_backward(roots, retain_graph, create_graph)
+
+
+def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph: bool = False,
+         allow_unused: bool | None = None, materialize_grads: bool = False) -> tuple:
+    """Return the gradients of ``outputs`` w.r.t. ``inputs`` without touching any ``.grad``."""
+    from ..tensor import Tensor
+
+    outs = _as_seq(outputs)
+    ins = _as_seq(inputs)
+    if not ins:
+        raise RuntimeError("grad requires non-empty inputs.")
+    for t in ins:
+        if not isinstance(t, Tensor):
+            raise TypeError(f"inputs must be Tensors, got {type(t).__name__}")
+        if not t._rg:
+            raise RuntimeError("One of the differentiated Tensors does not require grad")
+    if retain_graph is None:
+        retain_graph = create_graph
+    roots = _roots(outs, _as_seq(grad_outputs), create_graph)
+    edges = [t._edge() for t in ins]
+    captured = run_backward(roots, retain_graph, create_graph, capture=edges)
+    result = []
+    for t, g in zip(ins, captured):
+        if g is None:
+            if materialize_grads:
+                result.append(Tensor._make(np.zeros_like(t._data)))
+                continue
+            if not allow_unused:
+                raise RuntimeError("One of the differentiated Tensors appears to not have been used in the graph. "
+                                   "Set allow_unused=True if this is the desired behavior.")
+            result.append(None)
+            continue
+        if isinstance(g, Tensor):
+            result.append(g)
+        else:
+            result.append(Tensor._make(np.asarray(g, dtype=t._data.dtype)))
+    return tuple(result)
+

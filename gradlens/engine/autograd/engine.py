@@ -1,0 +1,217 @@
+"""Executes backward passes: an iterative topological walk over ``Node`` objects (no recursion, so a
+100,000-op chain is fine), one gradient buffer per node for the duration of one pass, and torch's hook
+order: tensor pre-hooks, node pre-hooks, the node, node post-hooks."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from .grad_mode import STATE as GRAD_MODE
+from .graph import AccumulateGrad
+
+__all__ = ["run_backward", "run_tensor_hooks", "STATE"]
+
+
+class _EngineState:
+    """Whether the backward pass now running records a graph of its own (``create_graph=True``)."""
+
+    __slots__ = ("create_graph", "depth")
+
+    def __init__(self):
+        self.create_graph = False
+        self.depth = 0
+
+
+STATE = _EngineState()
+
+
+def run_tensor_hooks(hooks: dict, grad):
+    """Apply ``Tensor.register_hook`` hooks in order; a hook returning a tensor replaces the gradient."""
+    from ..tensor import Tensor
+
+    for fn in list(hooks.values()):
+        t = grad if isinstance(grad, Tensor) else Tensor._make(grad)
+        new = fn(t)
+        if new is not None:
+            if not isinstance(new, Tensor):
+                raise TypeError(f"a tensor hook must return a Tensor or None, got {type(new).__name__}")
+            if new.shape != t.shape:
+                raise RuntimeError(
+                    f"hook '{getattr(fn, '__name__', fn)}' has changed the size of value: expected "
+                    f"{list(t.shape)}, got {list(new.shape)}")
+            grad = new if STATE.create_graph else new._data
+    return grad
+
+
+def _add(a, b):
+    """Sum two gradient contributions out of place (a buffer may alias another node's gradient)."""
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return a + b
+
+
+def run_backward(roots: Sequence[tuple], retain_graph: bool, create_graph: bool,
+                 capture: Sequence[tuple] | None = None, allow_unused: bool = False):
+    """Run one backward pass.
+
+    Args:
+        roots: ``(node, output_nr, grad)`` triples to start from.
+        retain_graph: keep saved values so the graph can be run again.
+        create_graph: record the backward computation itself (gradients come out as graph tensors).
+        capture: for ``autograd.grad``: ``(node, output_nr)`` edges whose incoming gradient is returned
+            instead of being accumulated into leaves; only nodes leading to them run.
+
+    Returns:
+        With ``capture``, the list of captured gradients (``None`` where nothing flowed).
+    """
+    # 1. the reachable graph and each node's count of incoming edges
+    deps: dict = {}
+    order_stack = []
+    seen = set()
+    parents: dict | None = {} if capture is not None else None
+    for node, _nr, _g in roots:
+        if node not in seen:
+            seen.add(node)
+            order_stack.append(node)
+    stack = list(order_stack)
+    while stack:
+        node = stack.pop()
+        for child, _nr in node._next:
+            if child is None:
+                continue
+            deps[child] = deps.get(child, 0) + 1
+            if parents is not None:
+                parents.setdefault(child, []).append(node)
+            if child not in seen:
+                seen.add(child)
+                stack.append(child)
+
+    needed = None
+    captured = None
+    if capture is not None:
+        # only run nodes from which a captured edge can be reached
+        targets = {n for n, _ in capture}
+        needed = set()
+        stack = [p for n in targets for p in parents.get(n, ())]
+        while stack:
+            n = stack.pop()
+            if n in needed:
+                continue
+            needed.add(n)
+            stack.extend(parents.get(n, ()))
+        captured = {}
+
+    # 2. seed the buffers
+    buffers: dict = {}
+    for node, nr, g in roots:
+        buf = buffers.get(node)
+        if buf is None:
+            buf = buffers[node] = [None] * node.num_outputs
+        buf[nr] = _add(buf[nr], g)
+    ready = [n for n in order_stack if deps.get(n, 0) == 0]
+
+    prev_cg, prev_grad = STATE.create_graph, GRAD_MODE.enabled
+    STATE.create_graph = create_graph
+    GRAD_MODE.enabled = create_graph
+    STATE.depth += 1
+    try:
+        while ready:
+            node = ready.pop()
+            buf = buffers.pop(node, None)
+            if capture is not None and node in targets:
+                for i, g in enumerate(buf or ()):
+                    if g is not None:
+                        captured[(node, i)] = g
+                if isinstance(node, AccumulateGrad) or node not in needed:
+                    grads_in = ()
+                else:
+                    grads_in = _execute(node, buf, retain_graph)
+            elif needed is not None and node not in needed:
+                grads_in = ()
+            else:
+                grads_in = _execute(node, buf, retain_graph)
+            edges = node._next
+            for i, (child, nr) in enumerate(edges):
+                if child is None:
+                    continue
+                g = grads_in[i] if i < len(grads_in) else None
+                if g is not None:
+                    cbuf = buffers.get(child)
+                    if cbuf is None:
+                        cbuf = buffers[child] = [None] * child.num_outputs
+                    cbuf[nr] = _add(cbuf[nr], g)
+                left = deps[child] - 1
+                deps[child] = left
+                if left == 0:
+                    ready.append(child)
+    finally:
+        STATE.create_graph, GRAD_MODE.enabled = prev_cg, prev_grad
+        STATE.depth -= 1
+    if capture is not None:
+        return [captured.get(edge) for edge in capture]
+    return None
+
+
+def _execute(node, buf, retain_graph: bool):
+    """Run one node on its gradient buffer, with its hooks; return its input gradients."""
+    if buf is None or all(g is None for g in buf):
+        if not retain_graph:
+            node._free()
+        return ()
+    tpre = node._tprehooks
+    if tpre:
+        for nr, hooks in tpre.items():
+            if hooks and buf[nr] is not None:
+                buf[nr] = run_tensor_hooks(hooks, buf[nr])
+    retain = node._retain
+    if retain:
+        for nr, ref in retain.items():
+            t = ref()
+            if t is not None and buf[nr] is not None:
+                t._accumulate(buf[nr], STATE.create_graph)
+    pre = node._prehooks
+    if pre:
+        buf = _call_prehooks(pre, buf)
+    if node.num_outputs == 1:
+        g = buf[0]
+        if g is None:
+            return ()
+        grads_in = node.backward(g)
+    else:
+        grads_in = node.backward(buf)
+    if not retain_graph:
+        node._free()
+    post = node._hooks
+    if post:
+        grads_in = _call_posthooks(post, grads_in, buf)
+    return grads_in
+
+
+def _as_tensors(grads):
+    from ..tensor import Tensor
+
+    return tuple(None if g is None else (g if isinstance(g, Tensor) else Tensor._make(g)) for g in grads)
+
+
+def _unwrap(grads):
+    if STATE.create_graph:
+        return list(grads)
+    return [None if g is None else getattr(g, "_data", g) for g in grads]
+
+
+def _call_prehooks(hooks: dict, buf):
+    for fn in list(hooks.values()):
+        new = fn(_as_tensors(buf))
+        if new is not None:
+            buf = _unwrap(new)
+    return buf
+
+
+def _call_posthooks(hooks: dict, grads_in, buf):
+    for fn in list(hooks.values()):
+        new = fn(_as_tensors(grads_in), _as_tensors(buf))
+        if new is not None:
+            grads_in = _unwrap(new)
+    return grads_in

@@ -1,0 +1,33 @@
+"""All differentiable and non-differentiable ops of the native engine, in one registry (``OPS``).
+
+Each submodule registers its ops with ``@op``; importing this package attaches every op marked as a method
+to ``Tensor`` (``x.sum()``) and lets the engine export every op marked as a function (``torch.sum(x)``).
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from ._core import OPS
+from ..tensor import Tensor
+
+# submodules, each one family of ops; a missing one is a bug, so import errors propagate
+_FAMILIES = ("arith", "pointwise", "reduce", "shape", "linalg", "index", "inplace", "nnops")
+
+for _name in _FAMILIES:
+    try:
+        importlib.import_module(f"{__name__}.{_name}")
+    except ModuleNotFoundError as exc:  # families are added one at a time while the engine grows
+        if exc.name != f"{__name__}.{_name}":
+            raise
+
+
+def _attach_methods() -> None:
+    for name, (fn, method, _function) in OPS.items():
+        if method and name not in Tensor.__dict__:
+            setattr(Tensor, name, fn)
+
+
+_attach_methods()
+
+__all__ = ["OPS"]

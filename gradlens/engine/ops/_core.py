@@ -1,0 +1,131 @@
+"""The machinery every op shares: recording a node, broadcasting back, coercing operands, and the one
+registry of ops that the engine exports, attaches to ``Tensor`` and the parity tests iterate.
+
+An op is a function plus, when differentiable, one ``Node`` subclass named as torch names its node. The
+function computes the result with numpy and calls ``record`` to attach the node; the node's ``backward``
+maps the output gradient to one gradient per input edge. Backward formulas use only arithmetic operators
+and the helpers below, so the same formula runs on ndarrays (ordinary backward) and on Tensors
+(``create_graph=True``, where the backward itself is recorded).
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from .. import _dtype
+from ..autograd.grad_mode import STATE as GRAD_MODE
+from ..autograd.graph import NONE_EDGE, Node
+from ..tensor import Tensor
+
+__all__ = ["Node", "Tensor", "record", "op", "OPS", "sum_to", "as_tensor_operand", "binary_operands",
+           "is_tensor", "GRAD_MODE", "np", "broadcast_error", "wrap_dim", "dims_arg"]
+
+# name -> (function, attach as Tensor method?, export as engine function?)
+OPS: dict[str, tuple[Callable, bool, bool]] = {}
+
+
+def op(name: str | None = None, *, method: bool = True, function: bool = True, aliases: tuple = ()):
+    """Register an op in the single table; ``method``/``function`` say where torch offers it."""
+    def deco(fn):
+        for n in (name or fn.__name__, *aliases):
+            OPS[n] = (fn, method, function)
+        return fn
+    return deco
+
+
+def record(out: np.ndarray, node_cls: type[Node], *inputs: Tensor):
+    """Wrap ``out`` as a Tensor; when grad mode is on and an input requires grad, attach a new
+    ``node_cls`` whose edges lead to ``inputs``. Returns ``(tensor, node or None)``."""
+    if GRAD_MODE.enabled:
+        for t in inputs:
+            if t._rg:
+                break
+        else:
+            return Tensor._make(out), None
+        edges = tuple([t._edge() for t in inputs])
+        node = node_cls(edges)
+        node._omd = ((out.shape, out.dtype),)
+        return Tensor._make(out, node), node
+    return Tensor._make(out), None
+
+
+def is_tensor(x) -> bool:
+    return isinstance(x, Tensor)
+
+
+def sum_to(g, shape: tuple):
+    """Reduce a broadcast gradient ``g`` back to ``shape`` (sum leading dims, then size-1 dims)."""
+    gshape = g.shape
+    if tuple(gshape) == tuple(shape):
+        return g
+    lead = len(gshape) - len(shape)
+    axes = tuple(range(lead)) + tuple(i + lead for i, s in enumerate(shape) if s == 1 and gshape[i + lead] != 1)
+    if isinstance(g, np.ndarray):
+        return g.sum(axis=axes).reshape(shape) if axes else g.reshape(shape)
+    return g.sum(dim=axes).reshape(shape) if axes else g.reshape(shape)
+
+
+def as_tensor_operand(x, like: Tensor) -> Tensor:
+    """A Python scalar / array operand as a Tensor (scalars keep torch's 'weak' dtype rule via callers)."""
+    if isinstance(x, Tensor):
+        return x
+    if isinstance(x, np.ndarray):
+        return Tensor._make(x)
+    raise TypeError(f"unsupported operand type: expected a Tensor or a number, got {type(x).__name__}")
+
+
+def binary_operands(a: Tensor, b):
+    """Arrays for ``a`` and ``b`` cast to torch's result dtype; ``b`` may be a Python scalar."""
+    ad = a._data
+    if isinstance(b, Tensor):
+        bd = b._data
+        if ad.dtype is bd.dtype or ad.dtype == bd.dtype:
+            return ad, bd
+        dt = _dtype.result_dtype(_dtype.from_numpy_dtype(ad.dtype), ad.ndim, b).np
+        return ad.astype(dt, copy=False), bd.astype(dt, copy=False)
+    if isinstance(b, (bool, int, float)):
+        if ad.dtype.kind == "f" or (isinstance(b, int) and ad.dtype.kind in "iu") or isinstance(b, bool):
+            return ad, b
+        dt = _dtype.result_dtype(_dtype.from_numpy_dtype(ad.dtype), ad.ndim, b).np
+        return ad.astype(dt, copy=False), b
+    if isinstance(b, np.ndarray):
+        return binary_operands(a, Tensor._make(b))
+    if isinstance(b, np.generic):
+        return binary_operands(a, b.item())
+    return NotImplemented, None
+
+
+def broadcast_error(a_shape: tuple, b_shape: tuple) -> RuntimeError:
+    """torch's message for shapes that do not broadcast."""
+    n = max(len(a_shape), len(b_shape))
+    pa = (1,) * (n - len(a_shape)) + tuple(a_shape)
+    pb = (1,) * (n - len(b_shape)) + tuple(b_shape)
+    for i in range(n - 1, -1, -1):
+        if pa[i] != pb[i] and pa[i] != 1 and pb[i] != 1:
+            return RuntimeError(f"The size of tensor a ({pa[i]}) must match the size of tensor b ({pb[i]}) at "
+                                f"non-singleton dimension {i}")
+    return RuntimeError(f"shapes {tuple(a_shape)} and {tuple(b_shape)} cannot be broadcast")
+
+
+def wrap_dim(dim: int, ndim: int) -> int:
+    """Normalise a possibly negative dim with torch's IndexError."""
+    n = max(ndim, 1)
+    if not -n <= dim < n:
+        raise IndexError(f"Dimension out of range (expected to be in range of [{-n}, {n - 1}], but got {dim})")
+    return dim + n if dim < 0 else dim
+
+
+def dims_arg(dim, ndim: int) -> tuple | None:
+    """``dim`` as a tuple of non-negative axes (None stays None: all dims)."""
+    if dim is None:
+        return None
+    if isinstance(dim, (list, tuple)):
+        if len(dim) == 0:
+            return None
+        return tuple(wrap_dim(d, ndim) for d in dim)
+    return (wrap_dim(dim, ndim),)
+
+
+NONE = NONE_EDGE
