@@ -56,8 +56,15 @@ class _OutputMeta:
 class Tensor:
     """An n-dimensional array that can record the operations applied to it for backward."""
 
-    __slots__ = ("_data", "_rg", "_grad", "_grad_fn", "_output_nr", "_vbox", "_acc", "_hooks",
-                 "_post_acc_hooks", "_base", "_inference", "__weakref__", "__dict__")
+    # hot attributes live in slots; rarely set ones are class-level defaults overridden per instance
+    __slots__ = ("_data", "_rg", "_grad_fn", "_vbox", "__weakref__", "__dict__")
+    _grad = None
+    _output_nr = 0
+    _acc = None
+    _hooks = None
+    _post_acc_hooks = None
+    _base = None
+    _inference = False
     __array_priority__ = 1000
     __array_ufunc__ = None  # ndarray <op> Tensor defers to Tensor's reflected operators
 
@@ -75,14 +82,9 @@ class Tensor:
         t._data = arr
         t._grad_fn = grad_fn
         t._rg = rg
-        t._grad = None
-        t._output_nr = 0
         t._vbox = [0]
-        t._acc = None
-        t._hooks = None
-        t._post_acc_hooks = None
-        t._base = None
-        t._inference = GRAD_MODE.inference
+        if GRAD_MODE.inference:
+            t._inference = True
 
     @classmethod
     def _make(cls, arr, grad_fn=None, output_nr: int = 0):
@@ -91,14 +93,17 @@ class Tensor:
         t._data = arr
         t._grad_fn = grad_fn
         t._rg = grad_fn is not None
-        t._grad = None
-        t._output_nr = output_nr
         t._vbox = [0]
-        t._acc = None
-        t._hooks = None
-        t._post_acc_hooks = None
-        t._base = None
-        t._inference = GRAD_MODE.inference
+        if output_nr:
+            t._output_nr = output_nr
+        if GRAD_MODE.inference:
+            t._inference = True
+        return t
+
+    def _alias(self) -> Tensor:
+        """An alias of this tensor's data and version counter, without grad_fn (how outputs are saved)."""
+        t = Tensor._make(self._data)
+        t._vbox = self._vbox
         return t
 
     def _with_grad_fn(self, node) -> Tensor:
@@ -191,11 +196,10 @@ class Tensor:
         fn._retain[self._output_nr] = weakref.ref(self)
 
     def _grad_accumulator(self) -> AccumulateGrad:
-        """This leaf's AccumulateGrad node (one per leaf while any graph holds it)."""
-        acc = self._acc() if self._acc is not None else None
+        """This leaf's AccumulateGrad node (one per leaf, kept by the leaf)."""
+        acc = self._acc
         if acc is None:
-            acc = AccumulateGrad(self)
-            self._acc = weakref.ref(acc)
+            acc = self._acc = AccumulateGrad(self)
         return acc
 
     def _edge(self):

@@ -7,22 +7,12 @@ from __future__ import annotations
 from typing import Sequence
 
 from .grad_mode import STATE as GRAD_MODE
-from .graph import AccumulateGrad
+from .graph import ENGINE_STATE, AccumulateGrad
 
 __all__ = ["run_backward", "run_tensor_hooks", "STATE"]
 
 
-class _EngineState:
-    """Whether the backward pass now running records a graph of its own (``create_graph=True``)."""
-
-    __slots__ = ("create_graph", "depth")
-
-    def __init__(self):
-        self.create_graph = False
-        self.depth = 0
-
-
-STATE = _EngineState()
+STATE = ENGINE_STATE
 
 
 def run_tensor_hooks(hooks: dict, grad):

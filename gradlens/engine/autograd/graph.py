@@ -26,6 +26,19 @@ BACKWARD_TWICE = (
 NONE_EDGE = (None, 0)
 
 _handle_ids = itertools.count()
+
+
+class _EngineState:
+    """Whether the backward pass now running records a graph of its own (``create_graph=True``)."""
+
+    __slots__ = ("create_graph", "depth")
+
+    def __init__(self):
+        self.create_graph = False
+        self.depth = 0
+
+
+ENGINE_STATE = _EngineState()
 _sequence = itertools.count()
 
 
@@ -119,23 +132,24 @@ class Node:
     (``create_graph=True``); saved values come back from ``saved()`` in the same form.
     """
 
-    __slots__ = ("_next", "_saved", "_vers", "_meta", "_hooks", "_prehooks", "_tprehooks", "_retain",
-                 "_packed", "_omd", "_seq", "__weakref__")
+    # No __slots__ here: per-node state that most nodes never set (hooks, metadata, retain_grad) stays a
+    # class-level default, so creating a node sets two attributes (measured 0.30 us vs 0.48 us with slots).
     num_outputs = 1
     # a node that read saved values raises on re-entry after they are freed
     _saves = True
+    _saved = ()
+    _vers = ()
+    _meta = None
+    _hooks = None
+    _prehooks = None
+    _tprehooks = None
+    _retain = None
+    _packed = False
+    _omd = None  # (shape, np dtype) of the output; a tuple of them for multi-output nodes
+    _out_pos = None  # index in the saved values of this node's own output, if saved
 
     def __init__(self, next_edges: tuple):
         self._next = next_edges
-        self._saved = ()
-        self._vers = None
-        self._meta = None
-        self._hooks = None
-        self._prehooks = None
-        self._tprehooks = None
-        self._retain = None
-        self._packed = False
-        self._omd = None
         self._seq = next(_sequence)
 
     # --- torch's public surface -------------------------------------------------------------------
@@ -165,9 +179,12 @@ class Node:
         from ..tensor import _OutputMeta
         from .._dtype import from_numpy_dtype
 
-        if self._omd is None:
+        omd = self._omd
+        if omd is None:
             return ()
-        return tuple(_OutputMeta(shape, from_numpy_dtype(dt)) for shape, dt in self._omd)
+        if self.num_outputs == 1:
+            omd = (omd,)
+        return tuple(_OutputMeta(shape, from_numpy_dtype(dt)) for shape, dt in omd)
 
     def register_hook(self, fn: Callable) -> RemovableHandle:
         """``fn(grad_inputs, grad_outputs)`` runs after the node computed its input gradients; it may
@@ -212,38 +229,53 @@ class Node:
             self._saved = tuple(packed)
             self._packed = True
             return
-        self._saved = tuple(t._data for t in tensors)
-        # (version box, version at save, the input tensor or None for our own output)
-        self._vers = tuple((t._vbox, t._vbox[0], t if t.grad_fn is not self else None) for t in tensors)
+        if len(tensors) == 2:  # fast path for the commonest case: two inputs
+            a, b = tensors
+            if a._grad_fn is not self and b._grad_fn is not self:
+                self._saved = tensors
+                self._vers = (a._vbox[0], b._vbox[0])
+                return
+        # inputs are kept as they are (as torch does); our own output is kept as an alias without grad_fn,
+        # so that the node does not hold its output (no reference cycle: graphs die by refcount)
+        for i, t in enumerate(tensors):
+            if t._grad_fn is self:
+                tensors = tensors[:i] + (t._alias(),) + tensors[i + 1:]
+                self._out_pos = i
+                break
+        self._saved = tensors
+        self._vers = tuple([t._vbox[0] for t in tensors])
 
     def saved(self) -> tuple:
-        """The saved values, checked against later in-place changes; raises once they were freed."""
+        """The saved values, checked against later in-place changes; raises once they were freed.
+
+        Returns ndarrays, or Tensors while a ``create_graph`` backward records the backward itself.
+        """
         saved = self._saved
         if saved is None:
             raise RuntimeError(BACKWARD_TWICE)
-        from . import engine
-
+        create_graph = ENGINE_STATE.create_graph
         if self._packed:
             out = []
             for packed, unpack, is_output in saved:
                 t = unpack(packed)
-                if engine.STATE.create_graph:
-                    if is_output:
-                        t = t._with_grad_fn(self)
-                    out.append(t)
+                if create_graph:
+                    out.append(t._with_grad_fn(self) if is_output else t)
                 else:
                     out.append(t._data)
             return tuple(out)
-        vers = self._vers
-        if vers:
-            for i, (vbox, ver, _t) in enumerate(vers):
-                if vbox[0] != ver:
-                    raise RuntimeError(_inplace_message(saved[i], vbox[0], ver, self if _t is None else _t.grad_fn,
-                                                        0 if _t is None else _t._output_nr))
-            if engine.STATE.create_graph:
-                return tuple(t if t is not None else _wrap_output(a, vbox, self)
-                             for a, (vbox, _v, t) in zip(saved, vers))
-        return saved
+        for t, ver in zip(saved, self._vers):
+            if t._vbox[0] != ver:
+                self._raise_modified(t, ver)
+        if create_graph:
+            pos = self._out_pos
+            return tuple([t._with_grad_fn(self) if i == pos else t for i, t in enumerate(saved)])
+        return tuple([t._data for t in saved])
+
+    def _raise_modified(self, t, ver: int):
+        is_output = self._out_pos is not None and self._saved[self._out_pos] is t
+        producer = self if is_output else t._grad_fn
+        raise RuntimeError(_inplace_message(t._data, t._vbox[0], ver, producer,
+                                            0 if is_output else t._output_nr))
 
     def _free(self) -> None:
         """Release saved values (called after the node runs without ``retain_graph``)."""
@@ -255,9 +287,7 @@ class Node:
         """The ndarrays this node holds for backward (empty once freed or when packed by hooks)."""
         if not self._saved or self._packed:
             return []
-        import numpy as np
-
-        return [a for a in self._saved if isinstance(a, np.ndarray)]
+        return [t._data for t in self._saved if hasattr(t, "_data")]
 
     # --- for subclasses -------------------------------------------------------------------------------
     def backward(self, grad):  # pragma: no cover - every op overrides
@@ -284,41 +314,40 @@ def _type_name(arr) -> str:
     return "torch." + kind.get(str(getattr(arr, "dtype", "")), "Tensor")
 
 
-def _wrap_output(arr, vbox, node):
-    from ..tensor import Tensor
-
-    t = Tensor._make(arr, node)
-    t._vbox = vbox
-    return t
-
-
 class AccumulateGrad(Node):
     """The node behind a leaf that requires grad: adds incoming gradients into ``variable.grad``.
 
-    One per leaf, shared by every use of the leaf while a graph holds it (torch keeps it weakly on the
-    tensor, so identity checks across live graphs match torch).
+    One per leaf. The leaf keeps its node (so a training step does not rebuild one per parameter) and the
+    node refers to the leaf weakly, so there is no reference cycle; ``variable`` is None only once nothing
+    but a graph refers to the leaf, when no one can read its ``.grad`` anyway.
     """
 
-    __slots__ = ("variable",)
     _saves = False
 
     def __init__(self, variable):
         Node.__init__(self, ())
-        self.variable = variable
+        self._var_ref = weakref.ref(variable)
+
+    @property
+    def variable(self):
+        """The leaf tensor this node accumulates into."""
+        return self._var_ref()
 
     def name(self) -> str:
         return "torch::autograd::AccumulateGrad"
 
     def backward(self, grad):
-        from . import engine
-
-        var = self.variable
+        var = self._var_ref()
+        if var is None:
+            return ()
         hooks = var._hooks
         if hooks:
-            grad = engine.run_tensor_hooks(hooks, grad)
+            from .engine import run_tensor_hooks
+
+            grad = run_tensor_hooks(hooks, grad)
             if grad is None:
                 return ()
-        var._accumulate(grad, engine.STATE.create_graph)
+        var._accumulate(grad, ENGINE_STATE.create_graph)
         post = var._post_acc_hooks
         if post:
             for fn in list(post.values()):

@@ -39,16 +39,31 @@ def record(out: np.ndarray, node_cls: type[Node], *inputs: Tensor):
     """Wrap ``out`` as a Tensor; when grad mode is on and an input requires grad, attach a new
     ``node_cls`` whose edges lead to ``inputs``. Returns ``(tensor, node or None)``."""
     if GRAD_MODE.enabled:
+        edges = []
+        needed = False
         for t in inputs:
-            if t._rg:
-                break
-        else:
-            return Tensor._make(out), None
-        edges = tuple([t._edge() for t in inputs])
-        node = node_cls(edges)
-        node._omd = ((out.shape, out.dtype),)
-        return Tensor._make(out, node), node
+            fn = t._grad_fn
+            if fn is not None:
+                edges.append((fn, t._output_nr))
+                needed = True
+            elif t._rg:
+                edges.append((t._grad_accumulator(), 0))
+                needed = True
+            else:
+                edges.append(NONE_EDGE)
+        if needed:
+            node = node_cls(tuple(edges))
+            node._omd = (out.shape, out.dtype)
+            t = _new(Tensor)  # Tensor._make inlined: this is the hottest line of every forward
+            t._data = out
+            t._grad_fn = node
+            t._rg = True
+            t._vbox = [0]
+            return t, node
     return Tensor._make(out), None
+
+
+_new = object.__new__
 
 
 def is_tensor(x) -> bool:

@@ -10,10 +10,9 @@ from ._core import NONE, Node, Tensor, binary_operands, broadcast_error, np, op,
 
 
 def _arrays(a: Tensor, b):
-    ad, bd = binary_operands(a, b)
-    if ad is NotImplemented:
-        raise TypeError(f"unsupported operand type for a Tensor op: {type(b).__name__}")
-    return ad, bd
+    """Operand arrays; ``(NotImplemented, None)`` for an operand type no op accepts (so that Python's
+    operator protocol can try the other operand's reflected method)."""
+    return binary_operands(a, b)
 
 
 def _edges2(node_cls, out, a: Tensor, b):
@@ -109,6 +108,8 @@ def _check_alpha(alpha, ad):
 def add(input: Tensor, other, *, alpha=1) -> Tensor:
     """``input + alpha * other`` with broadcasting."""
     ad, bd = _arrays(input, other)
+    if ad is NotImplemented:
+        return NotImplemented
     try:
         out = ad + bd if alpha == 1 else ad + bd * alpha
     except ValueError:
@@ -123,6 +124,8 @@ def add(input: Tensor, other, *, alpha=1) -> Tensor:
 def sub(input: Tensor, other, *, alpha=1) -> Tensor:
     """``input - alpha * other`` with broadcasting."""
     ad, bd = _arrays(input, other)
+    if ad is NotImplemented:
+        return NotImplemented
     if ad.dtype == np.bool_ and (not isinstance(bd, np.ndarray) or bd.dtype == np.bool_):
         raise RuntimeError("Subtraction, the `-` operator, with two bool tensors is not supported. Use the `^` "
                            "or `logical_xor()` operator instead.")
@@ -144,6 +147,8 @@ def rsub(input: Tensor, other, alpha=1) -> Tensor:
     if isinstance(other, Tensor):
         return sub(other, input, alpha=alpha)
     ad, bd = _arrays(input, other)
+    if ad is NotImplemented:
+        return NotImplemented
     out = bd - ad if alpha == 1 else bd - ad * alpha
     res, node = record(out, RsubBackward1, input)
     if node is not None:
@@ -155,6 +160,8 @@ def rsub(input: Tensor, other, alpha=1) -> Tensor:
 def mul(input: Tensor, other) -> Tensor:
     """Elementwise product with broadcasting."""
     ad, bd = _arrays(input, other)
+    if ad is NotImplemented:
+        return NotImplemented
     try:
         out = ad * bd
     except ValueError:
@@ -186,6 +193,8 @@ def div(input: Tensor, other, *, rounding_mode=None) -> Tensor:
         raise RuntimeError(f"div expected rounding_mode to be one of None, 'trunc', or 'floor' but found "
                            f"'{rounding_mode}'")
     ad, bd = _arrays(input, other)
+    if ad is NotImplemented:
+        return NotImplemented
     if ad.dtype.kind != "f":
         from .. import _dtype
 
@@ -235,31 +244,34 @@ def _rdiv(input: Tensor, other) -> Tensor:
 
 # --- Python operators --------------------------------------------------------------------------------------
 def _install_operators() -> None:
-    def _binop(fn):
-        def method(self, other):
-            if not isinstance(other, (Tensor, int, float, bool, np.ndarray, np.generic)):
-                return NotImplemented
-            return fn(self, other)
-        return method
+    """Python operators call the ops directly (no wrapper layer: this is the hottest path of a forward)."""
 
-    def _rbinop(fn):
-        def method(self, other):
-            if not isinstance(other, (int, float, bool, np.ndarray, np.generic)):
-                return NotImplemented
-            return fn(self, other)
-        return method
+    def _radd(self, other):
+        return add(self, other) if isinstance(other, _SCALARS) else NotImplemented
 
-    Tensor.__add__ = _binop(add)
-    Tensor.__radd__ = _rbinop(add)
-    Tensor.__sub__ = _binop(sub)
-    Tensor.__rsub__ = _rbinop(lambda s, o: rsub(s, o) if not isinstance(o, np.ndarray)
-                              else sub(Tensor._make(o), s))
-    Tensor.__mul__ = _binop(mul)
-    Tensor.__rmul__ = _rbinop(mul)
-    Tensor.__truediv__ = _binop(div)
-    Tensor.__rtruediv__ = _rbinop(lambda s, o: _rdiv(s, o) if not isinstance(o, np.ndarray)
-                                  else div(Tensor._make(o), s))
+    def _rmul(self, other):
+        return mul(self, other) if isinstance(other, _SCALARS) else NotImplemented
+
+    def _rsub(self, other):
+        if isinstance(other, np.ndarray):
+            return sub(Tensor._make(other), self)
+        return rsub(self, other) if isinstance(other, _SCALARS) else NotImplemented
+
+    def _rtruediv(self, other):
+        if isinstance(other, np.ndarray):
+            return div(Tensor._make(other), self)
+        return _rdiv(self, other) if isinstance(other, _SCALARS) else NotImplemented
+
+    Tensor.__add__ = add
+    Tensor.__radd__ = _radd
+    Tensor.__sub__ = sub
+    Tensor.__rsub__ = _rsub
+    Tensor.__mul__ = mul
+    Tensor.__rmul__ = _rmul
+    Tensor.__truediv__ = div
+    Tensor.__rtruediv__ = _rtruediv
     Tensor.__neg__ = neg
 
 
+_SCALARS = (int, float, bool, np.ndarray, np.generic)
 _install_operators()
