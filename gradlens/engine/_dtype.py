@@ -125,6 +125,8 @@ def promote_types(a: dtype, b: dtype) -> dtype:
     """torch.promote_types: the smallest dtype both can be cast to."""
     if a is b:
         return a
+    if a._category != b._category:  # int64 with float32 is float32 in torch (numpy says float64)
+        return a if a._category > b._category else b
     return from_numpy_dtype(np.promote_types(a.np, b.np))
 
 

@@ -115,16 +115,18 @@ def _infer_dtype(data) -> _dtype.dtype:
             stack.extend(x)
         elif isinstance(x, Tensor):
             kinds.add(x._data.dtype.kind)
+        elif isinstance(x, np.generic):
+            kinds.add("F" if x.dtype == np.float64 else x.dtype.kind)
         elif isinstance(x, bool):
             kinds.add("b")
         elif isinstance(x, int):
             kinds.add("i")
         elif isinstance(x, float):
             kinds.add("f")
-        elif isinstance(x, np.generic):
-            kinds.add(x.dtype.kind)
         else:
             raise TypeError(f"Could not infer dtype of {type(x).__name__}")
+    if "F" in kinds:  # a numpy float64 scalar makes the tensor float64, as in torch
+        return _dtype.float64
     if "f" in kinds:
         return _dtype.get_default_dtype()
     if "i" in kinds or "u" in kinds:

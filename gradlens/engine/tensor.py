@@ -17,6 +17,8 @@ from .autograd.graph import NONE_EDGE, AccumulateGrad, add_hook
 
 __all__ = ["Tensor", "Size"]
 
+_ndarray = np.ndarray
+
 _NONLEAF_GRAD_WARNING = (
     "The .grad attribute of a Tensor that is not a leaf Tensor is being accessed. Its .grad attribute won't "
     "be populated during autograd.backward(). If you indeed want the .grad field to be populated for a "
@@ -88,7 +90,13 @@ class Tensor:
 
     @classmethod
     def _make(cls, arr, grad_fn=None, output_nr: int = 0):
-        """Fast internal constructor: wrap ``arr`` (no copy) as the output ``output_nr`` of ``grad_fn``."""
+        """Fast internal constructor: wrap ``arr`` (no copy) as the output ``output_nr`` of ``grad_fn``.
+
+        numpy returns scalars, not 0-d arrays, from ufuncs on 0-d input; they are wrapped back into arrays
+        here so that ``_data`` is always an ndarray (in-place ops and views rely on it).
+        """
+        if arr.__class__ is not _ndarray:
+            arr = np.asarray(arr)
         t = object.__new__(Tensor)
         t._data = arr
         t._grad_fn = grad_fn
@@ -115,6 +123,8 @@ class Tensor:
     # --- autograd state ---------------------------------------------------------------------------------
     @property
     def requires_grad(self) -> bool:
+        if self._base is not None and "_rebased" in self._base.__dict__:
+            self._view_grad_fn()
         return self._rg
 
     @requires_grad.setter
@@ -141,11 +151,19 @@ class Tensor:
     @property
     def grad_fn(self):
         """The ``Node`` that created this tensor, or None for leaves."""
+        if self._base is not None and "_rebased" in self._base.__dict__:
+            return self._view_grad_fn()
         return self._grad_fn
 
     @property
     def is_leaf(self) -> bool:
-        return self._grad_fn is None
+        return self.grad_fn is None
+
+    def _view_grad_fn(self):
+        """A view whose base was rewritten by an in-place op gets a fresh grad_fn, as in torch."""
+        from .ops.inplace import refresh_view
+
+        return refresh_view(self)
 
     @property
     def retains_grad(self) -> bool:
@@ -205,6 +223,8 @@ class Tensor:
     def _edge(self):
         """The graph edge an op records for this tensor as an input."""
         fn = self._grad_fn
+        if self._base is not None and "_rebased" in self._base.__dict__:
+            fn = self._view_grad_fn()
         if fn is not None:
             return (fn, self._output_nr)
         if self._rg:
@@ -390,13 +410,22 @@ class Tensor:
         return self._data.reshape(()).item()
 
     def __float__(self) -> float:
-        if self._rg:
+        if self._data.size != 1:
+            raise ValueError("only one element tensors can be converted to Python scalars")
+        if self._rg and GRAD_MODE.enabled:  # torch warns only while grad mode is on
             warnings.warn("Converting a tensor with requires_grad=True to a scalar may lead to unexpected "
                           "behavior. Consider using tensor.detach() first.", UserWarning, stacklevel=2)
         return float(self.item())
 
     def __int__(self) -> int:
+        if self._data.size != 1:
+            raise ValueError("only one element tensors can be converted to Python scalars")
         return int(self.item())
+
+    def __complex__(self) -> complex:
+        if self._data.size != 1:
+            raise ValueError("only one element tensors can be converted to Python scalars")
+        return complex(self.item())
 
     def __index__(self) -> int:
         if self._data.dtype.kind not in "iub" or self._data.size != 1:
@@ -405,7 +434,8 @@ class Tensor:
 
     def __bool__(self) -> bool:
         if self._data.size != 1:
-            raise RuntimeError(f"Boolean value of Tensor with more than one value is ambiguous")
+            which = "no values" if self._data.size == 0 else "more than one value"
+            raise RuntimeError(f"Boolean value of Tensor with {which} is ambiguous")
         return bool(self._data.reshape(()).item())
 
     def __len__(self) -> int:
@@ -416,7 +446,7 @@ class Tensor:
     def __iter__(self):
         if self._data.ndim == 0:
             raise TypeError("iteration over a 0-d tensor")
-        return (self[i] for i in range(self._data.shape[0]))
+        return iter(self.unbind(0))  # torch iterates over unbind(): one UnbindBackward0 for all rows
 
     def __hash__(self) -> int:
         return id(self)
@@ -427,6 +457,8 @@ class Tensor:
     def __format__(self, spec: str) -> str:
         if self._data.ndim == 0 and spec:
             return format(self.item(), spec)
+        if spec:
+            raise TypeError("unsupported format string passed to Tensor.__format__")
         return repr(self)
 
     def __reduce_ex__(self, protocol):

@@ -12,7 +12,7 @@ from ._core import OPS
 from ..tensor import Tensor
 
 # submodules, each one family of ops; a missing one is a bug, so import errors propagate
-_FAMILIES = ("arith", "pointwise", "reduce", "shape", "linalg", "index", "inplace", "nnops")
+_FAMILIES = ("arith", "pointwise", "reduce", "shape", "linalg", "index", "inplace", "convert", "nnops")
 
 for _name in _FAMILIES:
     try:

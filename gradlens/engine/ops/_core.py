@@ -43,6 +43,9 @@ def record(out: np.ndarray, node_cls: type[Node], *inputs: Tensor):
         needed = False
         for t in inputs:
             fn = t._grad_fn
+            base = t._base
+            if base is not None and "_rebased" in base.__dict__:  # a view whose base changed in place
+                fn = t._view_grad_fn()
             if fn is not None:
                 edges.append((fn, t._output_nr))
                 needed = True
@@ -52,6 +55,8 @@ def record(out: np.ndarray, node_cls: type[Node], *inputs: Tensor):
             else:
                 edges.append(NONE_EDGE)
         if needed:
+            if out.__class__ is not _ndarray:  # numpy gives scalars for 0-d results
+                out = np.asarray(out)
             node = node_cls(tuple(edges))
             node._omd = (out.shape, out.dtype)
             t = _new(Tensor)  # Tensor._make inlined: this is the hottest line of every forward
@@ -64,6 +69,7 @@ def record(out: np.ndarray, node_cls: type[Node], *inputs: Tensor):
 
 
 _new = object.__new__
+_ndarray = np.ndarray
 
 
 def is_tensor(x) -> bool:
@@ -100,6 +106,8 @@ def binary_operands(a: Tensor, b):
             return ad, bd
         dt = _dtype.result_dtype(_dtype.from_numpy_dtype(ad.dtype), ad.ndim, b).np
         return ad.astype(dt, copy=False), bd.astype(dt, copy=False)
+    if isinstance(b, np.generic):  # np.float64 subclasses float but is not a 'weak' Python scalar
+        b = b.item()
     if isinstance(b, (bool, int, float)):
         if ad.dtype.kind == "f" or (isinstance(b, int) and ad.dtype.kind in "iu") or isinstance(b, bool):
             return ad, b
@@ -107,8 +115,6 @@ def binary_operands(a: Tensor, b):
         return ad.astype(dt, copy=False), b
     if isinstance(b, np.ndarray):
         return binary_operands(a, Tensor._make(b))
-    if isinstance(b, np.generic):
-        return binary_operands(a, b.item())
     return NotImplemented, None
 
 
