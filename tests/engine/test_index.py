@@ -76,6 +76,7 @@ ADVANCED = [
     lambda lib, X: X[..., _idx(lib, [4, 4, 0])],
     lambda lib, X: X[_idx(lib, [0, 1]), :, _idx(lib, [[1], [2]])],
     lambda lib, X: X[:, _idx(lib, [0, 0]), :][:, :, _idx(lib, [1, 1, 1])],
+    lambda lib, X: X[range(3), [0, 1, 3]], lambda lib, X: X[:, range(1, 3)], lambda lib, X: X[range(2)],
 ]
 
 
@@ -454,3 +455,26 @@ def test_scatter_dtype_errors():
                 rand(3, dtype=np.float32), match="Expected self.dtype to be equal to src.dtype")
     check_error(lambda lib, x: x.scatter(0, lib.tensor([0]), lib.ones(1, dtype=lib.float64)),
                 rand(3, dtype=np.float32), match="Expected self.dtype to be equal to src.dtype")
+
+
+@pytest.mark.parametrize("fn", [
+    lambda lib, x, s: x.index_add(0, lib.tensor([0, 0]), s),
+    lambda lib, x, s: lib.index_add(x, 0, lib.tensor([2, 0]), s),
+    lambda lib, x, s: x.index_add(0, lib.tensor([1, 1]), s, alpha=0.5),
+    lambda lib, x, s: x.detach().index_add(0, lib.tensor([1, 2]), s * 2),
+])
+def test_index_add(fn):
+    check_parity(fn, rand(3, 4), rand(2, 4))
+
+    def g2(lib, x, s):
+        y = fn(lib, x, s)
+        return lib.autograd.grad((y * y * y).sum(), s, create_graph=True)[0]
+
+    check_parity(g2, rand(3, 4), rand(2, 4))
+
+
+def test_index_add_errors():
+    check_error(lambda lib, x: x.index_add(0, lib.tensor([5]), lib.ones(1, 4, dtype=x.dtype)), rand(3, 4),
+                match="index 5 is out of bounds for dimension 0 with size 3")
+    check_error(lambda lib, x: x.index_add(0, lib.tensor([0]), lib.ones(2, 4, dtype=x.dtype)), rand(3, 4),
+                match="Number of indices \\(1\\) should be equal to source.size\\(dim\\)")

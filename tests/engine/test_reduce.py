@@ -201,6 +201,31 @@ def test_var_std_degenerate_and_errors():
     check_error(lambda lib, t: t.std(3), rand(2, 3), match="Dimension out of range")
 
 
+@pytest.mark.parametrize("dtype", F32_F64)
+@pytest.mark.parametrize("name", ["var_mean", "std_mean"])
+def test_var_mean_std_mean(name, dtype):
+    x = rand(2, 3, 4, dtype=dtype)
+    for call in (
+        lambda f, t: f(t),
+        lambda f, t: f(t, 1),
+        lambda f, t: f(t, (0, 2), keepdim=True),
+        lambda f, t: f(t, -1, correction=0),
+        lambda f, t: f(t, False),
+        lambda f, t: f(t, 1, True, True),
+    ):
+        check_parity(lambda lib, t, call=call: call(getattr(lib, name), t), x)
+    check_parity(lambda lib, t: getattr(lib, name)(t, 1)[1] * 2, x)  # only the mean output is used
+    check_parity(lambda lib, t: getattr(lib, name)(t, 1)[0] * 2, x)  # only the first output is used
+    check_parity(lambda lib, t: getattr(lib, name)(t * 0, 1), x)
+
+    def second(lib, t):
+        v, m = getattr(lib, name)(t, 1)
+        (g,) = lib.autograd.grad((v * m).sum(), t, create_graph=True)
+        return g
+
+    check_parity(second, x, graph=False)
+
+
 # --- norm ---------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("dtype", F32_F64)
 @pytest.mark.parametrize(
@@ -277,6 +302,27 @@ def test_cumsum_dtypes_scalar_and_errors():
     check_parity(lambda lib, t: t.cumsum(1, dtype=lib.float64), rand(2, 3, dtype=np.float32))
     check_error(lambda lib, t: t.cumsum(2), rand(2, 3), match="Dimension out of range")
     check_error(lambda lib, t: t.cumsum(), rand(2, 3))
+
+
+@pytest.mark.parametrize("dtype", F32_F64)
+@pytest.mark.parametrize("dim", [0, 1, -1])
+def test_cumprod(dim, dtype):
+    check_parity(lambda lib, t: t.cumprod(dim), rand(3, 4, dtype=dtype))
+    check_parity(lambda lib, t: lib.cumprod(t, dim=dim), rand(2, 0, 3, dtype=dtype))
+    x = np.array([[1.5, 0.0, 2.0, 3.0], [0.0, 2.0, 0.0, 1.0], [2.0, -1.0, 0.5, 0.0]], dtype=dtype)
+    check_parity(lambda lib, t: t.cumprod(dim), x)  # zeros: the exact gradient
+
+
+def test_cumprod_dtypes_scalar_and_second_derivative():
+    check_parity(lambda lib, t: (t.cumprod(0), t.cumprod(-1)), rand())
+    check_parity(lambda lib, t: t.cumprod(1), np.array([[1, 2], [3, 4]]))
+    check_parity(lambda lib, t: t.cumprod(1, dtype=lib.float64), rand(2, 3, dtype=np.float32))
+
+    def second(lib, t):
+        (g,) = lib.autograd.grad((t.cumprod(1) ** 2).sum(), t, create_graph=True)
+        return g
+
+    check_parity(second, rand(2, 4, positive=True), graph=False)
 
 
 # --- logsumexp, softmax, log_softmax ------------------------------------------------------------------------
@@ -366,3 +412,46 @@ def test_second_derivative(fn, dtype):
         return g
 
     check_parity(f, rand(3, 4, dtype=dtype, positive=True), graph=False)
+
+
+def test_zero_dim_results_hold_arrays():
+    # numpy returns scalars from 0-d computations; a tensor must always hold an ndarray
+    x = ge.tensor([1.0, 2.0, 4.0], requires_grad=True)
+    s = ge.tensor(2.0, requires_grad=True)
+    results = [
+        x.sum(),
+        x.mean(),
+        x.var(),
+        x.std(),
+        x.norm(),
+        x.norm(1),
+        x.prod(),
+        x.max(),
+        x.amax(),
+        x.argmax(),
+        x.max(0).values,
+        x.logsumexp(0),
+        x.mean(0),
+        x.std(0),
+        s.exp(),
+        s.sign(),
+        s.relu(),
+        s**2,
+        2**s,
+        s.clamp(0, 1),
+        s.floor(),
+        s.frac(),
+        s % 1.5,
+        s // 1.5,
+        s.sigmoid(),
+        s.erf(),
+        s == 2,
+        ~(s > 1),
+        ge.where(s > 1, s, 0.0),
+        ge.maximum(s, s),
+        s.lerp(s * 2, 0.5),
+        s.softmax(0),
+        s.cumsum(0),
+    ]
+    for r in results:
+        assert type(r._data) is np.ndarray, r

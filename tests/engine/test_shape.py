@@ -391,3 +391,27 @@ def test_docstring_examples():
     for module in (shape, index):
         result = doctest.testmod(module)
         assert result.failed == 0 and result.attempted > 5
+
+
+@pytest.mark.parametrize("fn", [
+    lambda lib, x: lib.tile(x, (2,)), lambda lib, x: x.tile((2, 1, 1)),
+    lambda lib, x: x.repeat_interleave(2, dim=0),
+    lambda lib, x: x.repeat_interleave(3), lambda lib, x: lib.repeat_interleave(x, 2, dim=-1),
+    lambda lib, x: x.repeat_interleave(lib.tensor([1, 2, 0]), dim=0), lambda lib, x: x.tensor_split(3, dim=1),
+    lambda lib, x: x.tensor_split([1, 3], dim=1), lambda lib, x: lib.tensor_split(x, [3, 1], 1),
+    lambda lib, x: x.tensor_split([-1], 1), lambda lib, x: lib.hsplit(x, 2),
+    lambda lib, x: lib.vsplit(x, [1]),
+    lambda lib, x: x.hsplit([1, 2]),
+])
+def test_tile_repeat_interleave_tensor_split(fn):
+    check_parity(fn, rand(3, 4))
+
+
+def test_tensor_split_errors():
+    check_error(lambda lib, x: lib.hsplit(x, 3), rand(3, 4), match="is not divisible by the split_size 3")
+    check_error(lambda lib, x: lib.vsplit(x, 1), rand(4), match="requires a tensor with at least 2 dimension")
+    check_error(lambda lib, x: x.tensor_split(0), rand(3, 4),
+                match="number of sections must be larger than 0")
+    check_error(lambda lib, x: x.repeat_interleave(-1), rand(3, 4), match="Repeats must be non-negative")
+    check_error(lambda lib, x: x.repeat_interleave(lib.tensor([1, 2]), dim=0), rand(3, 4),
+                match="repeats must have the same size as input along dim")

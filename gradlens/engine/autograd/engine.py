@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Sequence
 
+import numpy as np
+
 from .grad_mode import STATE as GRAD_MODE
 from .graph import ENGINE_STATE, AccumulateGrad
 
@@ -106,6 +108,9 @@ def run_backward(roots: Sequence[tuple], retain_graph: bool, create_graph: bool,
     STATE.create_graph = create_graph
     GRAD_MODE.enabled = create_graph
     STATE.depth += 1
+    # inf/nan arithmetic is silent in torch; numpy would print RuntimeWarnings from backward formulas
+    errstate = np.errstate(all="ignore")
+    errstate.__enter__()
     try:
         while ready:
             node = ready.pop()
@@ -137,6 +142,7 @@ def run_backward(roots: Sequence[tuple], retain_graph: bool, create_graph: bool,
                 if left == 0:
                     ready.append(child)
     finally:
+        errstate.__exit__(None, None, None)
         STATE.create_graph, GRAD_MODE.enabled = prev_cg, prev_grad
         STATE.depth -= 1
     if capture is not None:

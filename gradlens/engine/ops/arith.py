@@ -107,6 +107,8 @@ def _check_alpha(alpha, ad):
 @op()
 def add(input: Tensor, other, *, alpha=1) -> Tensor:
     """``input + alpha * other`` with broadcasting."""
+    if other.__class__ is np.ndarray:  # an array operand broadcasts like a tensor, not like a scalar
+        other = Tensor._make(other)
     ad, bd = _arrays(input, other)
     if ad is NotImplemented:
         return NotImplemented
@@ -123,6 +125,8 @@ def add(input: Tensor, other, *, alpha=1) -> Tensor:
 @op()
 def sub(input: Tensor, other, *, alpha=1) -> Tensor:
     """``input - alpha * other`` with broadcasting."""
+    if other.__class__ is np.ndarray:  # an array operand broadcasts like a tensor, not like a scalar
+        other = Tensor._make(other)
     ad, bd = _arrays(input, other)
     if ad is NotImplemented:
         return NotImplemented
@@ -159,6 +163,8 @@ def rsub(input: Tensor, other, alpha=1) -> Tensor:
 @op()
 def mul(input: Tensor, other) -> Tensor:
     """Elementwise product with broadcasting."""
+    if other.__class__ is np.ndarray:  # an array operand broadcasts like a tensor, not like a scalar
+        other = Tensor._make(other)
     ad, bd = _arrays(input, other)
     if ad is NotImplemented:
         return NotImplemented
@@ -182,6 +188,8 @@ multiply = op("multiply")(mul)
 @op(aliases=("true_divide",))
 def div(input: Tensor, other, *, rounding_mode=None) -> Tensor:
     """Elementwise true division (integer inputs give the default float dtype, as in torch)."""
+    if other.__class__ is np.ndarray:  # an array operand broadcasts like a tensor, not like a scalar
+        other = Tensor._make(other)
     if rounding_mode is not None:
         from .pointwise import floor_divide
 

@@ -1,5 +1,5 @@
 """Indexing: ``Tensor.__getitem__`` / ``__setitem__`` with torch's semantics, and the index ops
-(index_select, gather, scatter, masked_select, take_along_dim, nonzero).
+(index_select, gather, scatter, scatter_add, masked_select, take_along_dim, nonzero).
 
 torch applies an index in two phases and so does this module: first the basic part, dim by dim (an int is
 a ``select``, a slice a ``slice``, ``None`` an ``unsqueeze``; full slices inside a tuple are skipped), each
@@ -9,7 +9,10 @@ dims: together in place when the index tensors are adjacent, else in front). Its
 repeated indices accumulate.
 
 Assignment writes in place: it bumps the version counter shared with views, and when autograd must track
-it the tensor's history gets torch's ``CopySlices`` (basic index) or ``IndexPutBackward0`` (advanced).
+it the tensor's history gets torch's ``CopySlices`` (basic index), ``IndexPutBackward0`` (advanced) or
+``CopyBackwards`` (the whole tensor). A tensor value is first viewed and expanded to the region as torch
+does (``ViewBackward0`` / ``ExpandBackward0`` in the graph). Assigning into a view rewrites its base's
+history through the in-place ops' protocol (``inplace._rebase``), as torch does.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from ..tensor import _LEAF_INPLACE, _VIEW_LEAF_INPLACE, check_inplace
 from ._core import NONE, Node, Tensor, np, op, record, sum_to, wrap_dim
 from .shape import _Embed, _nd, embed, expand, fresh, reshape, select_view, slice_view, unsqueeze, view_of
 
-__all__ = ["index_select", "gather", "scatter", "scatter_add", "masked_select",
+__all__ = ["index_select", "index_add", "gather", "scatter", "scatter_add", "masked_select",
            "take_along_dim", "nonzero", "argwhere"]
 
 _BAD_INDEX = ("only integers, slices (`:`), ellipsis (`...`), None and long or byte Variables are valid "
@@ -56,6 +59,8 @@ def _classify(item):
         return "bool", bool(item)
     if isinstance(item, (int, np.integer)):
         return "int", int(item)
+    if isinstance(item, range):
+        return "array", np.arange(item.start, item.stop, item.step)
     if isinstance(item, (Tensor, np.ndarray, list, tuple)):
         arr = _as_index_array(item)
         if arr.ndim == 0:
@@ -540,7 +545,27 @@ Tensor.__setitem__ = _setitem
 
 # --- index ops ----------------------------------------------------------------------------------------
 class IndexAddBackward0(IndexPutImplBackward0):
-    __slots__ = ()
+    """``index_add``'s node, also the recorded gradient of ``index_select`` (then its first edge is None)."""
+
+    __slots__ = ("dim", "index", "alpha")
+
+    def backward(self, g):
+        g = _nd(g)
+        first = g if self._next[0][0] is not None else None
+        if getattr(self, "index", None) is None:  # index_select's recorded gradient
+            return first, g[self.key]
+        if self._next[1][0] is None:
+            return first, None
+        if isinstance(g, np.ndarray):
+            picked = g[self.key]
+        else:  # torch: grad.index_select(dim, index).expand_as(source), times alpha as mul.Scalar
+            picked = index_select(g, self.dim, Tensor._make(self.index))
+            picked = expand(picked, picked.shape)
+            if self.alpha != 1:
+                from .nnops import MulBackward1, _scalar_op
+
+                return first, _scalar_op(picked, self.alpha, MulBackward1)
+        return first, picked if self.alpha == 1 else picked * self.alpha
 
 
 class ScatterAddBackward0(IndexPutImplBackward0):
@@ -622,6 +647,57 @@ def index_select(input: Tensor, dim: int, index: Tensor) -> Tensor:
     res, node = record(arr[key], IndexSelectBackward0, input)
     if node is not None:
         node.shape, node.key = arr.shape, key
+    return res
+
+
+@op()
+def index_add(input: Tensor, dim: int, index: Tensor, source: Tensor, *, alpha=1) -> Tensor:
+    """A copy of ``input`` with ``alpha * source`` added at ``index`` along ``dim`` (repeats add up).
+
+    Args:
+        input: the tensor to add into.
+        dim: the dim that ``index`` selects along.
+        index: a 1-d int32/int64 tensor, one entry per slice of ``source`` along ``dim``.
+        source: the values, shaped as ``input`` except ``source.size(dim) == len(index)``.
+        alpha: a scale for ``source``.
+
+    Returns:
+        A new tensor (``IndexAddBackward0``).
+
+    Raises:
+        IndexError: for an index out of range.
+        RuntimeError: for a non-integer index or mismatched shapes.
+
+    Example:
+        >>> import gradlens.engine as torch
+        >>> torch.zeros(3).index_add(0, torch.tensor([0, 0]), torch.ones(2)).tolist()
+        [2.0, 0.0, 0.0]
+    """
+    arr = input._data
+    idx = index._data if isinstance(index, Tensor) else np.asarray(index)
+    if idx.dtype not in (np.int64, np.int32):
+        raise RuntimeError("index_add_(): Expected dtype int32/int64 for index")
+    idx = idx.reshape(-1)
+    d = wrap_dim(dim, arr.ndim)
+    sd = source._data
+    n_src = sd.shape[d] if sd.ndim else 1
+    if n_src != idx.size:
+        raise RuntimeError(f"index_add_(): Number of indices ({idx.size}) should be equal to "
+                           f"source.size(dim): ({n_src}), for dim: {d}")
+    expected = arr.shape[:d] + (idx.size,) + arr.shape[d + 1:] if arr.ndim else (idx.size,)
+    if sd.shape != expected and not (arr.ndim == 0 and sd.size == idx.size):
+        raise RuntimeError(f"index_add_(): source shape {list(sd.shape)} does not match the expected shape "
+                           f"{list(expected)}")
+    size = arr.shape[d] if arr.ndim else 1
+    if idx.size and (idx.min() < 0 or idx.max() >= size):
+        bad = int(idx.max()) if idx.max() >= size else int(idx.min())
+        raise RuntimeError(f"index {bad} is out of bounds for dimension {d} with size {size}")
+    key = (slice(None),) * d + (idx,)
+    out = arr.copy()
+    np.add.at(out, key, sd if alpha == 1 else sd * alpha)
+    res, node = record(out, IndexAddBackward0, input, source)
+    if node is not None:
+        node.key, node.dim, node.index, node.alpha = key, d, idx, alpha
     return res
 
 

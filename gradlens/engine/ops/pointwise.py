@@ -607,7 +607,10 @@ class ReluBackward0(Node):
 
     def backward(self, g):
         (r,) = self.saved()
-        return (_keep(g, ~(_arr(r) <= 0)),)  # torch's threshold_backward: nan passes the gradient
+        # torch's threshold_backward: 0 where result <= 0, so a nan result passes the gradient
+        if isinstance(g, Tensor) or isinstance(r, Tensor):
+            return (_keep(g, ~(_arr(r) <= 0)),)
+        return (np.where(r <= 0, 0, g),)
 
 
 @op()
@@ -1666,7 +1669,9 @@ def lerp(input: Tensor, end: Tensor, weight) -> Tensor:
     if isinstance(weight, Tensor):
         wd = weight._data
         try:
-            out = ad + wd * (bd - ad)
+            diff = bd - ad
+            # torch's two-branch formula (exact at both ends)
+            out = np.where(np.abs(wd) < 0.5, ad + wd * diff, bd - diff * (1 - wd))
         except ValueError:
             raise broadcast_error(ad.shape, wd.shape) from None
         res, node = _rec(out.astype(ad.dtype, copy=False), LerpBackward1, input, end, weight)
@@ -1676,7 +1681,7 @@ def lerp(input: Tensor, end: Tensor, weight) -> Tensor:
         return res
     w = _scalar(weight)
     try:
-        out = ad + w * (bd - ad)
+        out = ad + w * (bd - ad) if builtins.abs(w) < 0.5 else bd - (bd - ad) * (1 - w)
     except ValueError:
         raise broadcast_error(ad.shape, bd.shape) from None
     res, node = _rec(out, LerpBackward0, input, end)

@@ -14,7 +14,7 @@ import math
 import warnings
 
 from .. import _dtype
-from ._core import Node, Tensor, np, op, record, wrap_dim
+from ._core import GRAD_MODE, Node, Tensor, np, op, record, wrap_dim
 from .pointwise import _keep, _quiet, _rec, _type_name, exp, maximum, minimum, where
 
 
@@ -615,6 +615,74 @@ def std(input: Tensor, dim=None, unbiased=None, keepdim: bool = False, *, correc
     return _var(input, dim, unbiased, keepdim, correction, "std", StdBackward0)
 
 
+class VarMeanBackward0(Node):
+    """``torch.var_mean``: one node with two outputs, (var, mean)."""
+
+    __slots__ = ("shape", "axes", "keepdim", "denom", "n")
+    num_outputs = 2
+
+    def backward(self, grads):
+        g_var, g_mean = grads
+        saved = self.saved()
+        x = saved[0]
+        if len(saved) == 2 and g_var is not None:  # std_mean: d std = d var / (2 std), 0 where std == 0
+            r = saved[1]
+            zero = _a(r) == 0
+            if isinstance(g_var, Tensor) or isinstance(r, Tensor):
+                g_var = _keep(g_var / (r * 2), ~zero)
+            else:
+                g_var = np.where(zero, 0, _quiet(np.divide, g_var, r * 2))
+        out = None
+        if g_var is not None:
+            out = _var_grad(g_var, x, self.shape, self.axes, self.keepdim, self.denom)
+        if g_mean is not None:
+            gm = g_mean / self.n if self.n else g_mean * math.nan
+            gm = _expand_back(gm, self.shape, self.axes, self.keepdim)
+            out = gm if out is None else out + gm
+        return (out,)
+
+
+class StdMeanBackward0(VarMeanBackward0):
+    __slots__ = ()
+
+
+def _var_mean(input: Tensor, dim, unbiased, keepdim, correction, name: str, node_cls) -> tuple:
+    arr = input._data
+    _float_only(arr, "std and var only support floating point and complex dtypes")
+    stat = _var(Tensor._make(arr), dim, unbiased, keepdim, correction, name.split("_")[0],
+                StdBackward0 if node_cls is StdMeanBackward0 else VarBackward0)._data
+    dim, _c = _correction(dim, unbiased, correction)
+    axes = _axes(dim, arr.ndim)
+    n = _count(arr.shape, axes)
+    if n == 0:
+        m = np.full(_out_shape(arr.shape, axes, keepdim), np.nan, dtype=arr.dtype)
+    else:
+        m = _nd(_nd(arr.sum(axis=axes, keepdims=keepdim)) / n)
+    if not (GRAD_MODE.enabled and input._rg):
+        return Tensor._make(stat), Tensor._make(m)
+    node = node_cls((input._edge(),))
+    node.shape, node.axes, node.keepdim, node.denom, node.n = arr.shape, axes, keepdim, n - _c, n
+    node._omd = ((stat.shape, stat.dtype), (m.shape, m.dtype))
+    first = Tensor._make(stat, node, 0)
+    if node_cls is StdMeanBackward0:
+        node.save(input, first)
+    else:
+        node.save(input)
+    return first, Tensor._make(m, node, 1)
+
+
+@op(method=False)
+def var_mean(input: Tensor, dim=None, unbiased=None, keepdim: bool = False, *, correction=None) -> tuple:
+    """``(var(input, dim), mean(input, dim))`` from one node (``VarMeanBackward0``); arguments as ``var``."""
+    return _var_mean(input, dim, unbiased, keepdim, correction, "var_mean", VarMeanBackward0)
+
+
+@op(method=False)
+def std_mean(input: Tensor, dim=None, unbiased=None, keepdim: bool = False, *, correction=None) -> tuple:
+    """``(std(input, dim), mean(input, dim))`` from one node (``StdMeanBackward0``); arguments as ``std``."""
+    return _var_mean(input, dim, unbiased, keepdim, correction, "std_mean", StdMeanBackward0)
+
+
 # --- norm ---------------------------------------------------------------------------------------------------
 class LinalgVectorNormBackward0(Node):
     __slots__ = ("shape", "axes", "keepdim", "ord", "in_dtype")
@@ -795,10 +863,7 @@ class CumsumBackward0(Node):
         d = self.dim
         if g.ndim == 0:
             return (_cast(g, self.in_dtype),)
-        if isinstance(g, Tensor):
-            # reverse cumulative sum: total - cumsum + g
-            return (_cast(g.sum(d, keepdim=True) - g.cumsum(d) + g, self.in_dtype),)
-        return (_cast(np.flip(np.cumsum(np.flip(g, d), axis=d), d), self.in_dtype),)
+        return (_cast(_rev_cumsum(g, d), self.in_dtype),)
 
 
 @op()
@@ -815,6 +880,54 @@ def cumsum(input: Tensor, dim: int, *, dtype=None) -> Tensor:
     if node is not None:
         node.dim = d
         node.in_dtype = arr.dtype if out.dtype != arr.dtype else None
+    return res
+
+
+def _rev_cumsum(v, d: int):
+    """``sum_{j >= i} v_j`` along ``d`` (ndarray or Tensor)."""
+    if isinstance(v, Tensor):
+        return v.sum(d, keepdim=True) - v.cumsum(d) + v
+    return np.flip(np.cumsum(np.flip(v, d), axis=d), d)
+
+
+class CumprodBackward0(Node):
+    __slots__ = ("dim", "in_dtype")
+
+    def backward(self, g):
+        x, r = self.saved()
+        d = self.dim
+        if g.ndim == 0:
+            return (_cast(g, self.in_dtype),)
+        if isinstance(g, Tensor) or isinstance(x, Tensor):
+            return (_cast(_rev_cumsum(g * r, d) / x, self.in_dtype),)
+        if (x != 0).all():
+            return (_cast(_rev_cumsum(g * r, d) / x, self.in_dtype),)
+        # with zeros: grad_i = prod_{k<i} x_k * S_i, where S_i = g_i + x_{i+1} * S_{i+1}
+        xm, gm = np.moveaxis(x, d, 0), np.moveaxis(np.asarray(g, dtype=x.dtype), d, 0)
+        n = xm.shape[0]
+        left = np.concatenate([np.ones_like(xm[:1]), np.cumprod(xm[:-1], axis=0)], axis=0)
+        acc = np.zeros_like(xm)
+        acc[n - 1] = gm[n - 1]
+        for i in range(n - 2, -1, -1):
+            acc[i] = gm[i] + xm[i + 1] * acc[i + 1]
+        return (_cast(np.moveaxis(left * acc, 0, d), self.in_dtype),)
+
+
+@op()
+def cumprod(input: Tensor, dim: int, *, dtype=None) -> Tensor:
+    """Cumulative product along ``dim`` (int and bool inputs give int64); exact gradients with zeros."""
+    arr = input._data
+    d = wrap_dim(dim, arr.ndim)
+    dt = _sum_dtype(arr, dtype)
+    if arr.ndim == 0:
+        out = arr.astype(dt) if dt is not None else arr.copy()
+    else:
+        out = np.cumprod(arr, axis=d, dtype=dt)
+    res, node = _rec(out, CumprodBackward0, input)
+    if node is not None:
+        node.dim = d
+        node.in_dtype = arr.dtype if out.dtype != arr.dtype else None
+        node.save(input if dt is None else Tensor._make(arr.astype(dt)), res)
     return res
 
 

@@ -781,6 +781,57 @@ def repeat(input: Tensor, *sizes) -> Tensor:
     return res
 
 
+@op()
+def tile(input: Tensor, dims) -> Tensor:
+    """``input`` repeated ``dims[i]`` times along each dim; fewer dims than ``input`` has are padded with
+    leading 1s (``repeat`` otherwise)."""
+    reps = tuple(int(r) for r in dims)
+    if len(reps) < input._data.ndim:
+        reps = (1,) * (input._data.ndim - len(reps)) + reps
+    return repeat(input, reps)
+
+
+@op()
+def repeat_interleave(input: Tensor, repeats, dim=None, *, output_size=None) -> Tensor:
+    """Repeat each element (each slice along ``dim``) ``repeats`` times in place, as torch records it.
+
+    Args:
+        input: the tensor; flattened first when ``dim`` is None.
+        repeats: an int, or a 1-d int tensor with one count per slice.
+        dim: the dim to repeat along.
+        output_size: accepted for compatibility.
+
+    Returns:
+        The repeated tensor (for an int: unsqueeze, expand, clone and view, as torch; for counts:
+        ``IndexSelectBackward0``).
+
+    Example:
+        >>> import gradlens.engine as torch
+        >>> torch.tensor([1, 2]).repeat_interleave(2).tolist()
+        [1, 1, 2, 2]
+    """
+    if dim is None:
+        input = _reshape(input, (-1,))
+        dim = 0
+    arr = input._data
+    d = wrap_dim(dim, arr.ndim)
+    if isinstance(repeats, Tensor) and repeats._data.ndim > 0:
+        from .index import index_select
+
+        counts = repeats._data.reshape(-1)
+        if counts.size != arr.shape[d]:
+            raise RuntimeError("repeats must have the same size as input along dim, but got "
+                               f"repeats.size(0) = {counts.size} and input.size({d}) = {arr.shape[d]}")
+        return index_select(input, d, Tensor._make(np.repeat(np.arange(arr.shape[d]), counts)))
+    r = int(repeats)
+    if r < 0:
+        raise RuntimeError("Repeats must be non-negative")
+    shape = arr.shape
+    u = unsqueeze(input, d + 1)
+    e = _expand(u, shape[:d + 1] + (r,) + shape[d + 1:])
+    return _reshape(clone(e), shape[:d] + (shape[d] * r,) + shape[d + 1:])
+
+
 # --- clone --------------------------------------------------------------------------------------------
 class CloneBackward0(Node):
     __slots__ = ()
@@ -951,9 +1002,15 @@ def stack(tensors, dim: int = 0, *, out=None) -> Tensor:
         if a.shape != ref:
             raise RuntimeError(f"stack expects each tensor to be equal size, but got {list(ref)} at entry 0 "
                                f"and {list(a.shape)} at entry {i}")
-    d = wrap_dim(dim, len(ref) + 1)
-    new_shape = ref[:d] + (1,) + ref[d:]
-    out = np.concatenate([a.reshape(new_shape) for a in arrays], axis=d, dtype=_common_dtype(arrays))
+    d = dim if 0 <= dim <= len(ref) else wrap_dim(dim, len(ref) + 1)
+    dt = _common_dtype(arrays)
+    if d == 0:  # the common case: fill a new array row by row
+        out = np.empty((len(arrays),) + ref, dtype=dt)
+        for i, a in enumerate(arrays):
+            out[i] = a
+    else:
+        new_shape = ref[:d] + (1,) + ref[d:]
+        out = np.concatenate([a.reshape(new_shape) for a in arrays], axis=d, dtype=dt)
     res, node = record(out, StackBackward0, *tensors)
     if node is not None:
         node.dim = d
@@ -1153,6 +1210,60 @@ def unbind(input: Tensor, dim: int = 0) -> tuple:
     d = wrap_dim(dim, arr.ndim)
     pre = (slice(None),) * d
     return _record_multi([arr[pre + (i, Ellipsis)] for i in range(arr.shape[d])], UnbindBackward0, input, d)
+
+
+@op()
+def tensor_split(input: Tensor, indices_or_sections, dim: int = 0) -> tuple:
+    """Split into views along ``dim``: ``n`` near-equal parts (the first ``size % n`` one longer) or at
+    the listed indices. Each part is its own ``SliceBackward0`` view, as in torch."""
+    arr = input._data
+    if arr.ndim == 0:
+        raise RuntimeError("tensor_split expected at least a 1-dimensional tensor, but got a tensor with 0 "
+                           "dims")
+    d = wrap_dim(dim, arr.ndim)
+    size = arr.shape[d]
+    if isinstance(indices_or_sections, Tensor):
+        indices_or_sections = indices_or_sections.tolist()
+    if isinstance(indices_or_sections, (list, tuple)):
+        bounds = [0] + [min(max(int(i) + size if int(i) < 0 else int(i), 0), size)
+                        for i in indices_or_sections] + [size]
+    else:
+        n = int(indices_or_sections)
+        if n <= 0:
+            raise RuntimeError(f"number of sections must be larger than 0, got {n}")
+        q, extra = divmod(size, n)
+        bounds = [0]
+        for i in range(n):
+            bounds.append(bounds[-1] + q + (1 if i < extra else 0))
+    return tuple(slice_view(input, d, bounds[i], max(bounds[i], bounds[i + 1]))
+                 for i in range(len(bounds) - 1))
+
+
+def _split_even(input: Tensor, sections, dim: int, name: str) -> tuple:
+    if isinstance(sections, int):
+        size = input._data.shape[dim]
+        if sections == 0 or size % sections:
+            raise RuntimeError(f"torch.{name} attempted to split along dimension {dim}, but the size of the "
+                               f"dimension {size} is not divisible by the split_size {sections}!")
+    return tensor_split(input, sections, dim)
+
+
+@op()
+def hsplit(input: Tensor, sections) -> tuple:
+    """``tensor_split`` along dim 1 (dim 0 for 1-d tensors); an int must divide the size."""
+    if input._data.ndim == 0:
+        raise RuntimeError("torch.hsplit requires a tensor with at least 1 dimension, but got a tensor with "
+                           "0 dimensions!")
+    return _split_even(input, sections, 1 if input._data.ndim > 1 else 0, "hsplit")
+
+
+@op()
+def vsplit(input: Tensor, sections) -> tuple:
+    """``tensor_split`` along dim 0 of a tensor with at least 2 dims; an int must divide the size."""
+    if input._data.ndim < 2:
+        raise RuntimeError(f"torch.vsplit requires a tensor with at least 2 dimension, but got a tensor with "
+                           f"{input._data.ndim} dimensions!")
+    return _split_even(input, sections, 0, "vsplit")
 
 
 # --- flip / roll --------------------------------------------------------------------------------------
