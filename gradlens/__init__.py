@@ -16,6 +16,15 @@ _EXPORTS = {
     "GradlensWarning": "gradlens.errors",
     "GraphvizNotFoundError": "gradlens.errors",
     "RecordError": "gradlens.errors",
+    "FindingError": "gradlens.errors",
+    "watch": "gradlens.instrument.watch",
+    "Lens": "gradlens.instrument.watch",
+    "Finding": "gradlens.findings",
+    "Location": "gradlens.findings",
+    "RULES": "gradlens.findings",
+    "graph": "gradlens.graph",
+    "to_dot": "gradlens.export.dot",
+    "render": "gradlens.export.render",
 }
 
 __all__ = ["__version__", *_EXPORTS]
@@ -28,6 +37,13 @@ def __getattr__(name: str):
     value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value
+
+
+def load_ipython_extension(ipython):
+    """``%load_ext gradlens`` in Jupyter/IPython (see ``gradlens.integrations.ipython``)."""
+    from .integrations.ipython import load_ipython_extension as load
+
+    load(ipython)
 
 
 def __dir__():

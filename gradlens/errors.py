@@ -7,7 +7,8 @@ expected, what was received, and how to fix it.
 
 from __future__ import annotations
 
-__all__ = ["GradlensError", "GraphvizNotFoundError", "RecordError", "GradlensWarning", "warning_class_for"]
+__all__ = ["GradlensError", "GraphvizNotFoundError", "RecordError", "FindingError", "GradlensWarning",
+           "warning_class_for"]
 
 
 class GradlensError(Exception):
@@ -44,3 +45,12 @@ def warning_class_for(kind: str) -> type[GradlensWarning]:
         _WARNING_CLASSES[kind] = cls
         globals()[name] = cls
     return cls
+
+
+class FindingError(GradlensError, RuntimeError):
+    """Raised by ``watch(on_finding="raise")`` when a rule reports an error; ``.finding`` holds it."""
+
+    def __init__(self, finding):
+        self.finding = finding
+        where = f" at {finding.location}" if finding.location else ""
+        super().__init__(f"[{finding.kind}]{where}: {finding.message}")

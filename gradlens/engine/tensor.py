@@ -4,6 +4,7 @@ and the behaviour that is not an op."""
 
 from __future__ import annotations
 
+import sys
 import warnings
 import weakref
 from typing import Callable
@@ -18,6 +19,7 @@ from .autograd.graph import NONE_EDGE, AccumulateGrad, add_hook
 __all__ = ["Tensor", "Size"]
 
 _ndarray = np.ndarray
+_getrefcount = sys.getrefcount
 
 _NONLEAF_GRAD_WARNING = (
     "The .grad attribute of a Tensor that is not a leaf Tensor is being accessed. Its .grad attribute won't "
@@ -231,9 +233,10 @@ class Tensor:
             return (self._grad_accumulator(), 0)
         return NONE_EDGE
 
-    def _accumulate(self, grad, create_graph: bool) -> None:
+    def _accumulate(self, grad, create_graph: bool, owned: bool = False) -> None:
         """Add ``grad`` into ``.grad`` as torch does: the first accumulation stores a fresh tensor, later
-        ones add in place (bumping the grad's version) unless the backward records a graph."""
+        ones add in place (bumping the grad's version) unless the backward records a graph. ``owned``: no
+        one else refers to the ndarray ``grad``, so it may become ``.grad`` itself (torch steals it too)."""
         current = self._grad
         if isinstance(grad, Tensor):
             if current is None:
@@ -245,7 +248,13 @@ class Tensor:
                 current._vbox[0] += 1
             return
         if current is None:
-            self._grad = Tensor._make(np.array(grad, dtype=self._data.dtype, copy=True))
+            data = self._data
+            if owned and grad.__class__ is _ndarray and _exclusive(grad, data):
+                self._grad = Tensor._make(grad)  # no copy: nothing else can see this memory
+            else:
+                # torch's layout contract: the gradient of a contiguous parameter is contiguous
+                order = "C" if data.flags.c_contiguous else "K"
+                self._grad = Tensor._make(np.array(grad, dtype=data.dtype, copy=True, order=order))
         elif create_graph or current._rg:
             self._grad = current + Tensor._make(grad)
         else:
@@ -288,10 +297,13 @@ class Tensor:
         _backward(self, gradient, retain_graph, create_graph, inputs=inputs)
 
     def detach(self) -> Tensor:
-        """A new leaf sharing this tensor's data (and version counter) that requires no grad."""
+        """A new leaf sharing this tensor's data (and version counter) that requires no grad.
+
+        It keeps no reference to this tensor (torch's ``detach()._base`` is None): a detached loss kept in a
+        list must not keep the graph alive.
+        """
         t = Tensor._make(self._data)
         t._vbox = self._vbox
-        t._base = self._base if self._base is not None else self
         return t
 
     def detach_(self) -> Tensor:
@@ -304,10 +316,9 @@ class Tensor:
 
     @property
     def data(self) -> Tensor:
-        """An alias of the data outside autograd (own version counter, requires no grad)."""
-        t = Tensor._make(self._data)
-        t._base = self._base if self._base is not None else self
-        return t
+        """An alias of the data outside autograd (own version counter, requires no grad, no reference back
+        to this tensor)."""
+        return Tensor._make(self._data)
 
     @data.setter
     def data(self, value: Tensor) -> None:
@@ -484,6 +495,20 @@ class Tensor:
 
     def pin_memory(self) -> Tensor:
         return self
+
+
+def _exclusive(grad: np.ndarray, data: np.ndarray) -> bool:
+    """Whether ``grad``, which no one else refers to, may become ``.grad`` of ``data`` as it is: same dtype
+    and strides, writeable, and its memory held by nothing else (it owns it, or it is a view of an array
+    that only this view refers to, as the transposed product a weight gradient comes in)."""
+    if (grad.dtype != data.dtype or grad.shape != data.shape or grad.strides != data.strides
+            or not grad.flags.writeable):
+        return False
+    base = grad.base
+    if base is None:
+        return True
+    # the references: grad.base, the local name and getrefcount's argument
+    return base.__class__ is _ndarray and base.base is None and _getrefcount(base) == 3
 
 
 def _rebuild(arr, rg):

@@ -4,6 +4,7 @@ order: tensor pre-hooks, node pre-hooks, the node, node post-hooks."""
 
 from __future__ import annotations
 
+import sys
 from typing import Sequence
 
 import numpy as np
@@ -112,35 +113,10 @@ def run_backward(roots: Sequence[tuple], retain_graph: bool, create_graph: bool,
     errstate = np.errstate(all="ignore")
     errstate.__enter__()
     try:
-        while ready:
-            node = ready.pop()
-            buf = buffers.pop(node, None)
-            if capture is not None and node in targets:
-                for i, g in enumerate(buf or ()):
-                    if g is not None:
-                        captured[(node, i)] = g
-                if isinstance(node, AccumulateGrad) or node not in needed:
-                    grads_in = ()
-                else:
-                    grads_in = _execute(node, buf, retain_graph)
-            elif needed is not None and node not in needed:
-                grads_in = ()
-            else:
-                grads_in = _execute(node, buf, retain_graph)
-            edges = node._next
-            for i, (child, nr) in enumerate(edges):
-                if child is None:
-                    continue
-                g = grads_in[i] if i < len(grads_in) else None
-                if g is not None:
-                    cbuf = buffers.get(child)
-                    if cbuf is None:
-                        cbuf = buffers[child] = [None] * child.num_outputs
-                    cbuf[nr] = _add(cbuf[nr], g)
-                left = deps[child] - 1
-                deps[child] = left
-                if left == 0:
-                    ready.append(child)
+        if capture is None:
+            _run_plain(ready, buffers, deps, retain_graph)
+        else:
+            _run_capture(ready, buffers, deps, retain_graph, targets, needed, captured)
     finally:
         errstate.__exit__(None, None, None)
         STATE.create_graph, GRAD_MODE.enabled = prev_cg, prev_grad
@@ -148,6 +124,95 @@ def run_backward(roots: Sequence[tuple], retain_graph: bool, create_graph: bool,
     if capture is not None:
         return [captured.get(edge) for edge in capture]
     return None
+
+
+def _run_plain(ready: list, buffers: dict, deps: dict, retain_graph: bool) -> None:
+    """The backward loop of ``Tensor.backward`` (no captured edges): each ready node runs on its buffer and
+    hands one gradient per edge to its children. The common case (one output, no hooks) is inlined here;
+    everything else goes through ``_execute``."""
+    getrefcount = sys.getrefcount
+    cbuf = None
+    while ready:
+        node = ready.pop()
+        buf = buffers.pop(node, None)
+        if (buf is None or node.num_outputs != 1 or node._tprehooks is not None or node._retain is not None
+                or node._prehooks is not None or node._hooks is not None):
+            grads_in = _execute(node, buf, retain_graph)
+        else:
+            g = buf[0]
+            buf = None
+            if g is None:
+                if not retain_graph:
+                    node._free()
+                grads_in = ()
+            elif node.__class__ is AccumulateGrad:
+                # Only `g` and getrefcount's argument refer to the array when nobody else holds it (the
+                # buffer list is dropped and this loop clears its own references below), so .grad may take
+                # it without a copy, as torch's AccumulateGrad steals a gradient whose use_count allows it.
+                # Saves a full copy per parameter (MLP 784-128-10: -0.12 ms of a 1.1 ms step).
+                owned = getrefcount(g) == 2
+                node.backward(g, owned)
+                g = None
+                continue
+            else:
+                grads_in = node.backward(g)
+                g = None
+                if not retain_graph:
+                    node._free()
+        edges = node._next
+        if len(grads_in) != len(edges):
+            grads_in = tuple(grads_in)[:len(edges)] + (None,) * (len(edges) - len(grads_in))
+        for (child, nr), gi in zip(edges, grads_in):
+            if child is None:
+                continue
+            if gi is not None:
+                cbuf = buffers.get(child)
+                if cbuf is None:
+                    cbuf = buffers[child] = [None] * child.num_outputs
+                    cbuf[nr] = gi
+                else:
+                    cbuf[nr] = _add(cbuf[nr], gi)
+            left = deps[child] - 1
+            deps[child] = left
+            if not left:
+                ready.append(child)
+        # drop this loop's references to the gradients just handed on (see the steal test above)
+        grads_in = gi = cbuf = None
+
+
+def _run_capture(ready: list, buffers: dict, deps: dict, retain_graph: bool, targets: set, needed: set,
+                 captured: dict) -> None:
+    """The backward loop of ``autograd.grad`` and ``backward(inputs=...)``: gradients reaching the captured
+    edges are returned, and only nodes that lead to them run."""
+    while ready:
+        node = ready.pop()
+        buf = buffers.pop(node, None)
+        if node in targets:
+            for i, g in enumerate(buf or ()):
+                if g is not None:
+                    captured[(node, i)] = g
+            if isinstance(node, AccumulateGrad) or node not in needed:
+                grads_in = ()
+            else:
+                grads_in = _execute(node, buf, retain_graph)
+        elif node not in needed:
+            grads_in = ()
+        else:
+            grads_in = _execute(node, buf, retain_graph)
+        edges = node._next
+        for i, (child, nr) in enumerate(edges):
+            if child is None:
+                continue
+            g = grads_in[i] if i < len(grads_in) else None
+            if g is not None:
+                cbuf = buffers.get(child)
+                if cbuf is None:
+                    cbuf = buffers[child] = [None] * child.num_outputs
+                cbuf[nr] = _add(cbuf[nr], g)
+            left = deps[child] - 1
+            deps[child] = left
+            if left == 0:
+                ready.append(child)
 
 
 def _execute(node, buf, retain_graph: bool):

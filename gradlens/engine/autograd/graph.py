@@ -229,7 +229,19 @@ class Node:
             self._saved = tuple(packed)
             self._packed = True
             return
-        if len(tensors) == 2:  # fast path for the commonest case: two inputs
+        n = len(tensors)
+        if n == 1:  # fast paths for the commonest cases: one input, one own output, two inputs
+            t = tensors[0]
+            if t._grad_fn is not self:
+                self._saved = tensors
+                self._vers = (t._vbox[0],)
+                return
+            # our own output (tanh, relu, exp...): kept as an alias, as below (2.5 -> 1.3 us)
+            self._saved = (t._alias(),)
+            self._vers = (t._vbox[0],)
+            self._out_pos = 0
+            return
+        if n == 2:
             a, b = tensors
             if a._grad_fn is not self and b._grad_fn is not self:
                 self._saved = tensors
@@ -336,7 +348,9 @@ class AccumulateGrad(Node):
     def name(self) -> str:
         return "torch::autograd::AccumulateGrad"
 
-    def backward(self, grad):
+    def backward(self, grad, owned: bool = False):
+        """Accumulate ``grad`` into the leaf's ``.grad``; ``owned`` (set by the engine) says that no one
+        else refers to the array, so the first accumulation may keep it instead of copying it."""
         var = self._var_ref()
         if var is None:
             return ()
@@ -347,7 +361,8 @@ class AccumulateGrad(Node):
             grad = run_tensor_hooks(hooks, grad)
             if grad is None:
                 return ()
-        var._accumulate(grad, ENGINE_STATE.create_graph)
+            owned = False  # a hook may have kept the tensor it was given
+        var._accumulate(grad, ENGINE_STATE.create_graph, owned)
         post = var._post_acc_hooks
         if post:
             for fn in list(post.values()):

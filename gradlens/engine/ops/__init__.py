@@ -22,6 +22,28 @@ for _name in _FAMILIES:
             raise
 
 
+def _refuse_notimplemented(name: str, fn):
+    """``x.add(obj)`` / ``torch.add(x, obj)``: the operator protocol's ``NotImplemented`` (which ``x + obj``
+    needs) becomes torch's ``TypeError`` when the op is called by name."""
+    import functools
+
+    @functools.wraps(fn)
+    def checked(*args, **kwargs):
+        res = fn(*args, **kwargs)
+        if res is NotImplemented:
+            other = args[1] if len(args) > 1 else kwargs.get("other")
+            raise TypeError(f"{name}(): argument 'other' (position 1) must be Tensor or Number, not "
+                            f"{type(other).__name__}")
+        return res
+    return checked
+
+
+# the binary arithmetic ops double as Tensor.__add__ etc. and so return NotImplemented for foreign types
+for _name in ("add", "sub", "subtract", "mul", "multiply", "div", "divide", "true_divide"):
+    _fn, _method, _function = OPS[_name]
+    OPS[_name] = (_refuse_notimplemented(_name, _fn), _method, _function)
+
+
 def _attach_methods() -> None:
     for name, (fn, method, _function) in OPS.items():
         if method and name not in Tensor.__dict__:

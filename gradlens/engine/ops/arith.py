@@ -127,12 +127,10 @@ def sub(input: Tensor, other, *, alpha=1) -> Tensor:
     """``input - alpha * other`` with broadcasting."""
     if other.__class__ is np.ndarray:  # an array operand broadcasts like a tensor, not like a scalar
         other = Tensor._make(other)
+    check_bool_sub(input, other)
     ad, bd = _arrays(input, other)
     if ad is NotImplemented:
         return NotImplemented
-    if ad.dtype == np.bool_ and (not isinstance(bd, np.ndarray) or bd.dtype == np.bool_):
-        raise RuntimeError("Subtraction, the `-` operator, with two bool tensors is not supported. Use the `^` "
-                           "or `logical_xor()` operator instead.")
     try:
         out = ad - bd if alpha == 1 else ad - bd * alpha
     except ValueError:
@@ -146,6 +144,20 @@ def sub(input: Tensor, other, *, alpha=1) -> Tensor:
 subtract = op("subtract")(sub)
 
 
+def check_bool_sub(a, b) -> None:
+    """torch refuses subtraction when either operand (a Python bool included) is bool (checked before any
+    dtype promotion)."""
+    a, b = (t._data if isinstance(t, Tensor) else t for t in (a, b))
+    a_bool = isinstance(a, (bool, np.bool_)) or getattr(a, "dtype", None) == np.bool_
+    b_bool = isinstance(b, (bool, np.bool_)) or getattr(b, "dtype", None) == np.bool_
+    if a_bool and b_bool:
+        raise RuntimeError("Subtraction, the `-` operator, with two bool tensors is not supported. Use the `^` "
+                           "or `logical_xor()` operator instead.")
+    if a_bool or b_bool:
+        raise RuntimeError("Subtraction, the `-` operator, with a bool tensor is not supported. If you are "
+                           "trying to invert a mask, use the `~` or `logical_not()` operator instead.")
+
+
 def rsub(input: Tensor, other, alpha=1) -> Tensor:
     """``other - alpha * input`` (what ``1 - x`` computes)."""
     if isinstance(other, Tensor):
@@ -153,6 +165,7 @@ def rsub(input: Tensor, other, alpha=1) -> Tensor:
     ad, bd = _arrays(input, other)
     if ad is NotImplemented:
         return NotImplemented
+    check_bool_sub(input, other)
     out = bd - ad if alpha == 1 else bd - ad * alpha
     res, node = record(out, RsubBackward1, input)
     if node is not None:

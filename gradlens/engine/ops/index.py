@@ -108,6 +108,8 @@ def _parse(shape: tuple, key):
     tuple (int arrays and full slices) to apply to the result of the steps.
     """
     items, was_tuple = _as_tuple(key)
+    if not was_tuple and type(key) is slice and key.step is not None and key.step <= 0:
+        raise ValueError("step must be greater than zero")  # torch checks a lone slice's step first
     kinds = [_classify(k) for k in items]
     ndim = len(shape)
     specified = 0
@@ -342,6 +344,8 @@ def _getitem(self: Tensor, key) -> Tensor:
         return select_view(self, 0, key + size if key < 0 else key)
     if type(key) is slice:
         arr = self._data
+        if key.step is not None and key.step <= 0:
+            raise ValueError("step must be greater than zero")
         if arr.ndim == 0:
             raise IndexError("slice() cannot be applied to a 0-dim tensor.")
         start, stop, step = _slice_bounds(key, arr.shape[0])
@@ -428,6 +432,16 @@ class CopyBackwards(CopySlices):
         return "torch::autograd::CopyBackwards"
 
 
+class FillBackward3(CopySlices):
+    """torch's node for ``x[...] = v`` / ``x[:] = v`` with a 0-d tensor ``v`` and a non-0-d ``x``
+    (torch fills with the value instead of copying it)."""
+
+    __slots__ = ()
+
+    def name(self) -> str:
+        return "FillBackward3"
+
+
 def _to_value_shape(g, shape: tuple):
     """Sum a region gradient down to the value's shape (which may carry extra leading 1s)."""
     stripped = tuple(shape)
@@ -481,6 +495,9 @@ def _setitem(self: Tensor, key, value) -> None:
         >>> y.grad_fn.name(), y._version
         ('torch::autograd::CopySlices', 1)
     """
+    if not isinstance(value, (Tensor, bool, int, float, complex, np.generic, np.ndarray)):
+        raise TypeError(f"can't assign a {type(value).__name__} to a {self.dtype!r} tensor; expected a tensor "
+                        "or a number")
     steps, adv, shape = _parse(self._data.shape, key)
     fresh(self)
     if GRAD_MODE.enabled and self._rg and self._grad_fn is None:
@@ -517,10 +534,12 @@ def _setitem(self: Tensor, key, value) -> None:
     self._vbox[0] += 1
     if not track:
         return
-    if adv is not None:
+    if not _whole(key, self._data.shape):  # torch writes through a view of self: CopySlices
+        cls = CopySlices
+    elif adv is not None:
         cls = IndexPutBackward0
-    else:
-        cls = CopySlices if steps else CopyBackwards
+    else:  # torch skips full-range slices in setitem and fills with a 0-d (or Python scalar) value
+        cls = FillBackward3 if (not is_tensor or value._data.ndim == 0) and region.ndim else CopyBackwards
     node = cls((self._edge(), value._edge() if is_tensor else NONE))
     node.steps, node.adv = steps, adv
     if is_tensor:
@@ -531,6 +550,30 @@ def _setitem(self: Tensor, key, value) -> None:
     from .inplace import _rebase
 
     _rebase(self, node)
+
+
+def _whole(key, shape: tuple) -> bool:
+    """Whether torch's setitem writes ``key`` into the tensor itself rather than into a view of it: the
+    key's basic entries are all full-range slices (literal start 0 or None, stop >= size, step 1) or
+    Ellipsis; advanced entries (int arrays, masks) are allowed."""
+    kinds = [_classify(k) for k in (key if type(key) is tuple else (key,))]
+    width = {"slice": 1, "array": 1}
+    dim = 0
+    for i, (kind, val) in enumerate(kinds):
+        if kind == "ellipsis":
+            rest = sum(v.ndim if k == "mask" else width.get(k, 0) for k, v in kinds[i + 1:])
+            dim = len(shape) - rest
+        elif kind == "slice":
+            if dim >= len(shape) or not _is_full(val, shape[dim]):
+                return False
+            dim += 1
+        elif kind == "array":
+            dim += 1
+        elif kind == "mask":
+            dim += val.ndim
+        else:  # int, None, bool: a view
+            return False
+    return True
 
 
 def _is_view(t: Tensor) -> bool:

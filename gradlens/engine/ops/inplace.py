@@ -198,11 +198,11 @@ def add_(self: Tensor, other, *, alpha=1) -> Tensor:
 @op(function=False)
 def sub_(self: Tensor, other, *, alpha=1) -> Tensor:
     """In-place ``self -= alpha * other``."""
+    from .arith import check_bool_sub
+
     rec = _begin(self, other)
+    check_bool_sub(self, other)
     other, bd = _binary_prepare(self, other, "sub_")
-    if self._data.dtype == np.bool_:
-        raise RuntimeError("Subtraction, the `-` operator, with two bool tensors is not supported. Use the "
-                           "`^` or `logical_xor()` operator instead.")
     arr = _writable(self)
     np.subtract(arr, bd if alpha == 1 else bd * alpha, out=arr, casting="unsafe")
     self._vbox[0] += 1

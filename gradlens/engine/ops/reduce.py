@@ -1005,9 +1005,10 @@ def _softmax_input(input: Tensor, dim, dtype, name: str) -> tuple:
     if dtype is not None:
         input = _to_copy(input, _dtype.to_dtype(dtype).np)
     arr = input._data
+    d = wrap_dim(dim, arr.ndim)  # torch checks the dim before the dtype
     if arr.dtype.kind != "f":
         raise NotImplementedError(f"\"{name}_lastdim_kernel_impl\" not implemented for '{_torch_name(arr)}'")
-    return input, arr, wrap_dim(dim, arr.ndim)
+    return input, arr, d
 
 
 def _softmax_np(arr: np.ndarray, d: int, log: bool) -> np.ndarray:

@@ -523,6 +523,8 @@ def permute(input: Tensor, *dims) -> Tensor:
         >>> torch.zeros(2, 3, 4).permute(2, 0, 1).shape
         torch.Size([4, 2, 3])
     """
+    if not dims:
+        raise TypeError('permute() missing 1 required positional arguments: "dims"')
     return _permute(input, _sizes(dims))
 
 
@@ -719,6 +721,8 @@ def expand(input: Tensor, *sizes) -> Tensor:
         >>> torch.zeros(3, 1).expand(2, -1, 4).shape
         torch.Size([2, 3, 4])
     """
+    if not sizes:
+        raise TypeError('expand() missing 1 required positional arguments: "size"')
     return _expand(input, _sizes(sizes))
 
 
@@ -998,11 +1002,11 @@ def stack(tensors, dim: int = 0, *, out=None) -> Tensor:
         raise RuntimeError("stack expects a non-empty TensorList")
     arrays = [t._data for t in tensors]
     ref = arrays[0].shape
+    d = dim if 0 <= dim <= len(ref) else wrap_dim(dim, len(ref) + 1)  # torch checks the dim first
     for i, a in enumerate(arrays):
         if a.shape != ref:
             raise RuntimeError(f"stack expects each tensor to be equal size, but got {list(ref)} at entry 0 "
                                f"and {list(a.shape)} at entry {i}")
-    d = dim if 0 <= dim <= len(ref) else wrap_dim(dim, len(ref) + 1)
     dt = _common_dtype(arrays)
     if d == 0:  # the common case: fill a new array row by row
         out = np.empty((len(arrays),) + ref, dtype=dt)

@@ -1,0 +1,169 @@
+"""``Finding``: what a detector reports, as plain data.
+
+A finding names one rule (its public slug), how bad it is, what happened and how to fix it, where in the
+user's code, at which optimizer step it first showed, what it concerns (parameters, a module, a variable)
+and the numbers behind it. It never holds a tensor, a node or a module, so it can be compared in tests,
+written to JSON and read back (``to_dict`` / ``from_dict`` carry a format version).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from .errors import RecordError
+
+__all__ = ["Finding", "Location", "SEVERITIES", "RULES", "FINDING_FORMAT", "FINDING_VERSION"]
+
+FINDING_FORMAT = "gradlens.finding"
+FINDING_VERSION = 1
+
+SEVERITIES = ("error", "warning", "info")
+"""Severities, most severe first."""
+
+RULES = (
+    "missing-zero-grad",
+    "unexpected-accumulation",
+    "graph-retained",
+    "graph-without-backward",
+    "zero-grad-before-step",
+    "no-gradient",
+    "param-not-in-optimizer",
+    "nonfinite-gradient",
+    "accumulation",
+)
+"""The public rule slugs (JSON, SARIF, warnings and ``ignore=`` use them)."""
+
+
+@dataclass(frozen=True)
+class Location:
+    """A place in the user's source code.
+
+    Attributes:
+        file: path of the source file.
+        line: 1-based line number.
+        function: name of the enclosing function (``<module>`` at top level).
+    """
+
+    file: str
+    line: int
+    function: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line} in {self.function}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"file": self.file, "line": self.line, "function": self.function}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Location:
+        return cls(str(data["file"]), int(data["line"]), str(data["function"]))
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One rule's report about a watched run; each rule reports a problem once, with a ``count``.
+
+    Attributes:
+        kind: the rule's slug (one of ``RULES``).
+        severity: ``"error"``, ``"warning"`` or ``"info"``.
+        message: what happened, why it matters, how to fix it (one or two sentences).
+        location: the user's statement that causes it, where it can be known.
+        step: the first optimizer step (1-based) where it showed, or None.
+        subject: parameter names, a module name, or the variable holding a leaked graph.
+        evidence: numbers behind the finding (JSON-safe values only).
+        count: how many times the rule saw the problem (steps, backward passes, graphs).
+        graph: the graph the finding concerns (a ``networkx.DiGraph``), or None.
+        key: groups repeated observations of the same problem (not serialised).
+
+    Example:
+        >>> f = Finding("accumulation", "info", "4 backward passes per step.", step=1)
+        >>> Finding.from_dict(f.to_dict()) == f
+        True
+    """
+
+    kind: str
+    severity: str
+    message: str
+    location: Location | None = None
+    step: int | None = None
+    subject: tuple[str, ...] = ()
+    evidence: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    count: int = 1
+    graph: Any = field(default=None, compare=False, hash=False, repr=False)
+    key: str = field(default="", compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.severity not in SEVERITIES:
+            raise ValueError(f"Finding.severity must be one of {SEVERITIES}; received {self.severity!r}")
+        if not isinstance(self.subject, tuple):
+            object.__setattr__(self, "subject", tuple(self.subject))
+
+    def with_count(self, count: int, evidence: Mapping[str, Any] | None = None) -> Finding:
+        """A copy with a new count (and evidence, when given)."""
+        return replace(self, count=count, evidence=dict(evidence) if evidence is not None else self.evidence)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-safe dict with a format version; the graph goes in as networkx node-link data."""
+        graph = None
+        if self.graph is not None:
+            import networkx as nx
+
+            graph = nx.node_link_data(self.graph, edges="edges")
+        return {
+            "format": FINDING_FORMAT,
+            "version": FINDING_VERSION,
+            "kind": self.kind,
+            "severity": self.severity,
+            "message": self.message,
+            "location": self.location.to_dict() if self.location else None,
+            "step": self.step,
+            "subject": list(self.subject),
+            "evidence": dict(self.evidence),
+            "count": self.count,
+            "graph": graph,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Finding:
+        """Rebuild a finding written by ``to_dict``.
+
+        Raises:
+            RecordError: the dict is not a gradlens finding or has an unsupported version.
+        """
+        if not isinstance(data, Mapping) or data.get("format") != FINDING_FORMAT:
+            raise RecordError(
+                f"expected a dict with format {FINDING_FORMAT!r}; received "
+                f"{type(data).__name__} with format {getattr(data, 'get', lambda k: None)('format')!r}."
+                " Pass the output of Finding.to_dict()."
+            )
+        version = data.get("version")
+        if version != FINDING_VERSION:
+            raise RecordError(
+                f"expected finding format version {FINDING_VERSION}; received {version!r}. "
+                "Upgrade gradlens to read this record."
+            )
+        try:
+            graph = None
+            if data.get("graph") is not None:
+                import networkx as nx
+
+                graph = nx.node_link_graph(data["graph"], edges="edges")
+            loc = data.get("location")
+            return cls(
+                kind=str(data["kind"]),
+                severity=str(data["severity"]),
+                message=str(data["message"]),
+                location=Location.from_dict(loc) if loc else None,
+                step=data.get("step"),
+                subject=tuple(data.get("subject", ())),
+                evidence=dict(data.get("evidence", {})),
+                count=int(data.get("count", 1)),
+                graph=graph,
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise RecordError(
+                f"finding record is truncated or malformed ({exc}); expected the fields written "
+                "by Finding.to_dict()."
+            ) from exc

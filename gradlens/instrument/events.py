@@ -1,0 +1,177 @@
+"""The events the recorder emits: frozen plain-data records of what happened in a watched loop.
+
+Detectors consume these (and nothing engine-specific), so they can be unit-tested with hand-built events.
+Events are coarse on purpose: one per optimizer step, per iteration boundary, per evaluation-mode forward,
+per suspicious backward. Per-parameter bookkeeping stays in the recorder, which summarises it into names.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from ..findings import Location
+
+__all__ = [
+    "StepEvent",
+    "TickEvent",
+    "EvalForwardEvent",
+    "GraphDroppedEvent",
+    "BackwardErrorEvent",
+    "Event",
+    "event_to_dict",
+    "event_from_dict",
+    "EVENT_TYPES",
+]
+
+
+@dataclass(frozen=True)
+class StepEvent:
+    """An optimizer is about to step: the state of the gradients it will consume.
+
+    Attributes:
+        step: global optimizer-step index (1-based, all optimizers counted).
+        optimizer: a readable label (``"SGD#0"``).
+        optimizer_steps: how many times this optimizer has stepped, this one included.
+        n_params: parameters of this optimizer that require grad.
+        touched: parameters that received a gradient since this optimizer's last step.
+        max_count: the largest number of backward contributions held by one of those gradients.
+        carried: parameters whose gradient still held contributions an earlier step already applied.
+        cleared: touched parameters whose gradient was cleared before this step.
+        never_grad: parameters of this optimizer that never received a gradient while watched.
+        nonfinite: parameters with NaN/Inf in their gradient; None when not checked this step.
+        eval_mixed: touched parameters whose gradient mixes evaluation-mode and training backward passes.
+        repeated: touched parameters that received a second backward through an already-used graph.
+        orphans: parameters that received gradients yet are held by no optimizer seen stepping.
+        declared_accumulation: the ``accumulation=`` the user declared, or None.
+        location: the user's ``step()`` call.
+    """
+
+    step: int
+    optimizer: str
+    optimizer_steps: int
+    n_params: int
+    touched: tuple[str, ...]
+    max_count: int
+    carried: tuple[str, ...] = ()
+    cleared: tuple[str, ...] = ()
+    never_grad: tuple[str, ...] = ()
+    nonfinite: tuple[str, ...] | None = None
+    eval_mixed: tuple[str, ...] = ()
+    repeated: tuple[str, ...] = ()
+    orphans: tuple[str, ...] = ()
+    declared_accumulation: int | None = None
+    location: Location | None = None
+
+
+@dataclass(frozen=True)
+class TickEvent:
+    """An iteration ended (the first optimizer to step has stepped): what graphs are still alive.
+
+    Attributes:
+        iteration: the iteration that just ended (0-based).
+        step: global optimizer-step index at the boundary.
+        old_roots: loss graphs backpropagated at least two iterations ago and still alive.
+        old_root_iterations: how many distinct old iterations those graphs come from.
+        old_saved: tensors saved for backward (sampled iterations) at least two iterations ago, still alive.
+        old_saved_bytes: their bytes.
+        old_saved_iterations: how many distinct old iterations those tensors come from.
+        cross_unpacks: backward passes so far that used tensors saved two or more iterations earlier.
+        sampled: whether this iteration's saved tensors were tracked.
+        location: the user's ``step()`` call.
+    """
+
+    iteration: int
+    step: int
+    old_roots: int = 0
+    old_root_iterations: int = 0
+    old_saved: int = 0
+    old_saved_bytes: int = 0
+    old_saved_iterations: int = 0
+    cross_unpacks: int = 0
+    sampled: bool = False
+    location: Location | None = None
+
+
+@dataclass(frozen=True)
+class EvalForwardEvent:
+    """A module in evaluation mode ran forward with grad mode on, building a graph.
+
+    Attributes:
+        module: the module's name.
+        step: global optimizer-step index when it ran.
+        location: the user's call of the module.
+    """
+
+    module: str
+    step: int
+    location: Location | None = None
+
+
+@dataclass(frozen=True)
+class GraphDroppedEvent:
+    """A graph built by an evaluation-mode forward died (or outlived an iteration) without backward.
+
+    Attributes:
+        module: the module whose output it was.
+        step: global optimizer-step index when it was built.
+        saved_bytes: bytes it saved for backward, when measured (sampled iteration), else None.
+        alive: True when the graph is still alive at an iteration boundary (kept by the user).
+        location: the user's call of the module.
+    """
+
+    module: str
+    step: int
+    saved_bytes: int | None = None
+    alive: bool = False
+    location: Location | None = None
+
+
+@dataclass(frozen=True)
+class BackwardErrorEvent:
+    """A backward pass raised "backward through the graph a second time" on a graph it had not run before:
+    the graph reaches into an earlier iteration's freed graph (state carried without ``detach()``).
+
+    Attributes:
+        step: global optimizer-step index.
+        iteration: the current iteration.
+        message: the engine's error text.
+        holder: the variable that carried the old graph, when found.
+        location: the user's ``backward()`` call.
+    """
+
+    step: int
+    iteration: int
+    message: str
+    holder: str | None = None
+    location: Location | None = None
+
+
+Event = StepEvent | TickEvent | EvalForwardEvent | GraphDroppedEvent | BackwardErrorEvent
+EVENT_TYPES: dict[str, type] = {
+    cls.__name__: cls
+    for cls in (StepEvent, TickEvent, EvalForwardEvent, GraphDroppedEvent, BackwardErrorEvent)
+}
+
+
+def event_to_dict(event: Event) -> dict[str, Any]:
+    """A JSON-safe dict of an event, with its type name under ``"type"``."""
+    data = asdict(event)
+    for k, v in list(data.items()):
+        if isinstance(v, tuple):
+            data[k] = list(v)
+    data["type"] = type(event).__name__
+    return data
+
+
+def event_from_dict(data: dict[str, Any]) -> Event:
+    """Rebuild an event written by ``event_to_dict``."""
+    data = dict(data)
+    cls = EVENT_TYPES[data.pop("type")]
+    loc = data.get("location")
+    if loc is not None:
+        data["location"] = Location(**loc)
+    for k, v in list(data.items()):
+        if isinstance(v, list):
+            data[k] = tuple(v)
+    return cls(**data)
