@@ -22,7 +22,7 @@ _EXPORTS = {
     "Finding": "gradlens.findings",
     "Location": "gradlens.findings",
     "RULES": "gradlens.findings",
-    "graph": "gradlens.graph",
+    "graph": "gradlens.graphs",
     "to_dot": "gradlens.export.dot",
     "render": "gradlens.export.render",
 }

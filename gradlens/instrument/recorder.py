@@ -984,7 +984,7 @@ class Recorder:
 def _graph_of(t, max_nodes: int = 5000):
     """The graph behind a leaked tensor, as plain networkx data (capped; None if the walk fails)."""
     try:
-        from ..graph.walk import graph
+        from ..graphs.walk import graph
 
         return graph(t, max_nodes=max_nodes)
     except Exception:  # noqa: BLE001 - attribution is best effort; the finding stands without it

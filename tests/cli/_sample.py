@@ -6,7 +6,7 @@ from __future__ import annotations
 import networkx as nx
 
 from gradlens.findings import Finding, Location
-from gradlens.graph import schema as S
+from gradlens.graphs import schema as S
 from gradlens.record import Crash, RunRecord
 
 ROOT = "/home/user/project"
