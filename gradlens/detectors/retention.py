@@ -56,8 +56,10 @@ class RetentionDetector:
         evidence = {
             "old_graphs": ev.old_roots,
             "old_iterations": max(ev.old_root_iterations, ev.old_saved_iterations),
-            "retained_saved_tensors": ev.old_saved,
-            "retained_bytes": ev.old_saved_bytes,
+            # None (not shown) when no sampled iteration's saved tensors were seen surviving: a 0 here would
+            # read as "nothing retained" next to a count of retained graphs
+            "retained_saved_tensors": ev.old_saved or None,
+            "retained_bytes": ev.old_saved_bytes or None,
             "graphs_growth_per_step": _rate(self._first_roots, ev.iteration, ev.old_roots),
             "bytes_growth_per_step": _rate(self._first_bytes, ev.iteration, ev.old_saved_bytes),
             "backward_into_old_iterations": ev.cross_unpacks,

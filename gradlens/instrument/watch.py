@@ -115,6 +115,7 @@ class Lens:
                 evidence = dict(f.evidence)
                 if graph is not None:
                     evidence["holder_graph_nodes"] = graph.number_of_nodes()
+                    evidence["holder_saved_bytes"] = graph.graph.get("saved_bytes")
                     evidence["holder_graph_truncated"] = bool(graph.graph.get("truncated", False))
                 f = _replace(f, subject=(name,), location=loc, graph=graph, evidence=evidence,
                              message=f.message + f" The graph is held by `{name}`.")
