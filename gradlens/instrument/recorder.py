@@ -201,6 +201,20 @@ class _RootSentinel:
             live.pop(self.it, None)
 
 
+def _plant_down_chain(root, sentinel: _RootSentinel, key: str, depth: int = 2) -> None:
+    """Also hang the root's sentinel on the nodes below a single-input root (``(loss / k).backward()``
+    backpropagates a scaled copy while ``loss`` itself may be the variable kept alive): the one sentinel
+    object then dies only when the last of those nodes does, so a kept ``loss`` counts as a retained graph
+    without counting twice. A separate key keeps these marks out of repeated-backward detection."""
+    node = root
+    for _ in range(depth):
+        children = [c for c, _ in node.next_functions if c is not None]
+        if len(children) != 1 or not hasattr(children[0], "metadata") or children[0].next_functions == ():
+            return
+        node = children[0]
+        node.metadata.setdefault(key, sentinel)
+
+
 class _SavedLedger:
     """Counts of tracked saved tensors alive per iteration, shared by every holder."""
 
@@ -639,9 +653,10 @@ class Recorder:
             md = fn.metadata
             s = md.get(skey)
             if s is None:
-                md[skey] = _RootSentinel(self._roots, self.iteration)
+                s = md[skey] = _RootSentinel(self._roots, self.iteration)
                 if STEP_KEY not in md:
                     md[STEP_KEY] = self.step + 1
+                _plant_down_chain(fn, s, skey + ".chain")
             else:
                 s.uses += 1
                 repeat = True

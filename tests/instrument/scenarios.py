@@ -436,6 +436,21 @@ def bug_loss_list(lib, steps=6):
     return losses
 
 
+def bug_loss_list_scaled_backward(lib, steps=6):
+    """Losses kept while backward runs on a scaled copy (``loss / accumulation``, as HF's Trainer does)."""
+    model = mlp(lib)
+    opt = lib.optim.SGD(model.parameters(), lr=0.01)
+    losses = []
+    for _ in range(steps):
+        x, y = batch(lib)
+        opt.zero_grad()
+        loss = mse(lib, model(x), y)
+        (loss / 2).backward()
+        opt.step()
+        losses.append(loss)
+    return losses
+
+
 def bug_rnn_retain_graph(lib, chunks=5):
     cell = Cell(lib).model
     opt = lib.optim.SGD(cell.parameters(), lr=0.01)

@@ -114,6 +114,7 @@ BUGS = {
     "unexpected_accumulation_eval_backward": (sc.bug_eval_backward_leaks, "unexpected-accumulation", 2),
     "graph_retained_total_loss": (sc.bug_total_loss, "graph-retained", 3),
     "graph_retained_loss_list": (sc.bug_loss_list, "graph-retained", 3),
+    "graph_retained_loss_list_scaled_backward": (sc.bug_loss_list_scaled_backward, "graph-retained", 3),
     "graph_retained_carried_context_retain_graph": (sc.bug_carried_context, "graph-retained", 3),
     "graph_without_backward_item": (sc.bug_eval_without_no_grad, "graph-without-backward", 3),
     "graph_without_backward_kept": (
