@@ -67,10 +67,10 @@ class Lens:
 
     def report(self) -> str:
         """The findings as readable text."""
-        from ..report.text import render_text
+        from ..record import record_from_sessions
+        from ..report.text_report import TextReporter
 
-        self._sync()
-        return render_text(self.findings, self.session.not_checked, self.session.steps, self.session.engines)
+        return TextReporter().render(record_from_sessions([self.to_dict()], command=(), exit_status=0))
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-safe, versioned record of the run (what the CLI serialises)."""

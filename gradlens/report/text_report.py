@@ -1,10 +1,10 @@
-"""The terminal report of ``gradlens report``: what ran, the findings grouped by rule (most severe first),
-how the script ended, what was not checked, and a one-line summary.
+"""The text report of ``gradlens report`` and of ``lens.report()``: what ran, the findings grouped by rule
+(most severe first), how the script ended, what was not checked, and a one-line summary.
 
 Each finding shows ``file:line``, the statement there (snapshotted while the script ran), the message
 (what happened and the fix), the numbers behind it and how often it was seen. Colour is used only when
-asked for (the CLI asks when the output is a terminal and ``NO_COLOR`` is unset). The shorter in-code
-report of ``lens.report()`` lives in ``gradlens.report.text``.
+asked for (the CLI asks when the output is a terminal and ``NO_COLOR`` is unset). A record with no
+command is an in-code watch: its header and summary leave out the script and the exit status.
 """
 
 from __future__ import annotations
@@ -37,6 +37,8 @@ def summary_line(record: RunRecord) -> str:
                              if kv[0] in ("error", "warning", "info") else 9))
     found = f"{n} finding{'s' if n != 1 else ''}" + (f" ({parts})" if parts else "")
     steps = f"{record.steps} optimizer step{'s' if record.steps != 1 else ''}"
+    if not record.command:  # an in-code watch (lens.report()): there is no script and no exit status
+        return f"{found} in {steps}"
     return f"{found} in {steps}; exit status {record.exit_status}"
 
 
@@ -92,9 +94,9 @@ class TextReporter:
         return "\n".join(lines) + "\n"
 
     def _header(self, record: RunRecord) -> str:
-        cmd = " ".join(record.command) or "(unknown command)"
         engines = ", ".join(record.engines) if record.engines else "no engine seen"
-        return self._c("bold", f"gradlens report: {cmd}") + self._c("dim", f"  [{engines}]")
+        title = f"gradlens report: {' '.join(record.command)}" if record.command else "gradlens watch"
+        return self._c("bold", title) + self._c("dim", f"  [{engines}]")
 
     def _finding(self, record: RunRecord, f: Finding) -> list[str]:
         out = []

@@ -171,9 +171,14 @@ def test_finding_carries_a_networkx_graph():
 
 
 def test_text_report():
-    from gradlens.report.text import render_text
+    from gradlens.record import RunRecord
+    from gradlens.report.text_report import TextReporter
 
     f = Finding("missing-zero-grad", "error", "msg", LOC, 2, ("w",), {"parameters": 1}, count=3)
-    text = render_text([f, Finding("accumulation", "info", "k=4")], ["threads"], steps=5, engines=["torch"])
-    assert text.index("[error] missing-zero-grad") < text.index("[info] accumulation")
-    assert "train.py:12 in train" in text and "seen 3x" in text and "not checked:" in text
+    record = RunRecord(engines=("torch",), steps=5, findings=(f, Finding("accumulation", "info", "k=4")),
+                       not_checked=("threads",))
+    text = TextReporter().render(record)
+    assert text.index("ERROR missing-zero-grad") < text.index("INFO accumulation")
+    assert "train.py:12 in train" in text and "seen 3 times" in text and "Not checked in this run:" in text
+    assert text.splitlines()[0] == "gradlens watch  [torch]"
+    assert text.rstrip().endswith("2 findings (1 error, 1 info) in 5 optimizer steps")
