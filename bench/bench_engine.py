@@ -16,6 +16,10 @@ import os
 
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[_var] = "1"
+# Some machines set OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE for old OpenBLAS builds; they slow a current numpy.
+# This process (only) drops both together; the table reports what was found and the kernel then chosen.
+# Tests and CI leave them as they are.
+_FOUND_BLAS_VARS = {v: os.environ.pop(v, None) for v in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}
 
 import argparse  # noqa: E402
 import platform  # noqa: E402
@@ -111,12 +115,14 @@ def _time(fn, reps: int) -> float:
     return (time.perf_counter() - t0) / reps
 
 
-def measure(rounds: int = 7, budget_s: float = 0.15) -> dict:
+def measure(rounds: int = 7, budget_s: float = 0.15, only=None) -> dict:
     import torch
 
     torch.set_num_threads(1)
     results = {}
     for key, (_label, make, per_call) in WORKLOADS.items():
+        if only and key not in only:
+            continue
         fns = {"torch": make(torch), "native": make(ge)}
         for fn in fns.values():  # warm up and size the inner loop
             fn()
@@ -143,16 +149,32 @@ def machine() -> str:
         pass
     import torch
 
-    return (f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, numpy {np.__version__}, "
-            f"torch {torch.__version__}, 1 thread")
+    found = ", ".join(f"{k}={v}" for k, v in _FOUND_BLAS_VARS.items() if v is not None) or "none"
+    return (f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, numpy {np.__version__} "
+            f"({_blas()}), torch {torch.__version__}, 1 thread; OPENBLAS_CORETYPE/L2_SIZE found: {found} "
+            f"(unset for this run)")
+
+
+def _blas() -> str:
+    """numpy's BLAS, its kernel and thread count (threadpoolctl, when installed)."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return "BLAS kernel unknown: pip install threadpoolctl"
+    for info in threadpool_info():
+        if info.get("user_api") == "blas" and "numpy" in info.get("filepath", ""):
+            return (f"{info.get('internal_api')} {info.get('version')}, kernel {info.get('architecture')}, "
+                    f"{info.get('num_threads')} thread(s)")
+    return "BLAS not found by threadpoolctl"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--markdown", action="store_true", help="print BENCHMARKS.md rows")
+    parser.add_argument("--only", nargs="+", choices=list(WORKLOADS), help="run only these workloads")
     args = parser.parse_args()
-    res = measure(args.rounds)
+    res = measure(args.rounds, only=args.only)
     print(f"Machine: {machine()}\n")
     print("| workload | torch (ms) | native (ms) | native/torch | target |")
     print("|---|---:|---:|---:|---:|")

@@ -459,8 +459,9 @@ class Tensor:
             raise TypeError("iteration over a 0-d tensor")
         return iter(self.unbind(0))  # torch iterates over unbind(): one UnbindBackward0 for all rows
 
-    def __hash__(self) -> int:
-        return id(self)
+    # identity hash (Tensor defines an elementwise __eq__); the C slot keeps dict and set lookups of tensors
+    # (optimizer state, parameter sets) free of a Python call
+    __hash__ = object.__hash__
 
     def __repr__(self) -> str:
         return format_tensor(self)

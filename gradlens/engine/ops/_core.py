@@ -39,18 +39,21 @@ def record(out: np.ndarray, node_cls: type[Node], *inputs: Tensor):
     """Wrap ``out`` as a Tensor; when grad mode is on and an input requires grad, attach a new
     ``node_cls`` whose edges lead to ``inputs``. Returns ``(tensor, node or None)``."""
     if GRAD_MODE.enabled:
+        # one edge per input, written out for speed (this is the hottest code of every forward): a view
+        # whose base changed in place gets its fresh grad_fn, a leaf that requires grad its AccumulateGrad
         edges = []
         needed = False
         for t in inputs:
             fn = t._grad_fn
             base = t._base
-            if base is not None and "_rebased" in base.__dict__:  # a view whose base changed in place
+            if base is not None and "_rebased" in base.__dict__:
                 fn = t._view_grad_fn()
             if fn is not None:
                 edges.append((fn, t._output_nr))
                 needed = True
             elif t._rg:
-                edges.append((t._grad_accumulator(), 0))
+                acc = t._acc
+                edges.append((acc if acc is not None else t._grad_accumulator(), 0))
                 needed = True
             else:
                 edges.append(NONE_EDGE)
@@ -59,7 +62,7 @@ def record(out: np.ndarray, node_cls: type[Node], *inputs: Tensor):
                 out = np.asarray(out)
             node = node_cls(tuple(edges))
             node._omd = (out.shape, out.dtype)
-            t = _new(Tensor)  # Tensor._make inlined: this is the hottest line of every forward
+            t = _new(Tensor)  # Tensor._make inlined
             t._data = out
             t._grad_fn = node
             t._rg = True
@@ -69,6 +72,7 @@ def record(out: np.ndarray, node_cls: type[Node], *inputs: Tensor):
 
 
 _new = object.__new__
+_add_reduce = np.add.reduce
 _ndarray = np.ndarray
 
 
@@ -79,12 +83,13 @@ def is_tensor(x) -> bool:
 def sum_to(g, shape: tuple):
     """Reduce a broadcast gradient ``g`` back to ``shape`` (sum leading dims, then size-1 dims)."""
     gshape = g.shape
-    if tuple(gshape) == tuple(shape):
+    if gshape == shape or tuple(gshape) == tuple(shape):  # the first test settles tuples, no copies
         return g
     lead = len(gshape) - len(shape)
     axes = tuple(range(lead)) + tuple(i + lead for i, s in enumerate(shape) if s == 1 and gshape[i + lead] != 1)
     if isinstance(g, np.ndarray):
-        return g.sum(axis=axes).reshape(shape) if axes else g.reshape(shape)
+        # np.add.reduce is what ndarray.sum runs, without numpy's Python wrapper in between
+        return _add_reduce(g, axes).reshape(shape) if axes else g.reshape(shape)
     return g.sum(dim=axes).reshape(shape) if axes else g.reshape(shape)
 
 

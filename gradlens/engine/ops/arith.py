@@ -107,13 +107,29 @@ def _check_alpha(alpha, ad):
 @op()
 def add(input: Tensor, other, *, alpha=1) -> Tensor:
     """``input + alpha * other`` with broadcasting."""
+    if alpha == 1 and isinstance(other, Tensor):  # the commonest case, two tensors of one dtype
+        ad, bd = input._data, other._data
+        if ad.dtype is bd.dtype:
+            try:
+                out = ad + bd
+            except ValueError:
+                raise broadcast_error(ad.shape, bd.shape) from None
+            res, node = record(out, AddBackward0, input, other)
+            if node is not None:
+                node.a_shape, node.b_shape, node.alpha = ad.shape, bd.shape, 1
+            return res
     if other.__class__ is np.ndarray:  # an array operand broadcasts like a tensor, not like a scalar
         other = Tensor._make(other)
     ad, bd = _arrays(input, other)
     if ad is NotImplemented:
         return NotImplemented
     try:
-        out = ad + bd if alpha == 1 else ad + bd * alpha
+        if alpha == 1:
+            out = ad + bd
+        else:  # alpha must not promote the result (True + True * 2 stays bool in torch)
+            out = ad + bd * alpha
+            if ad.dtype == np.bool_ and out.dtype != np.bool_ and np.result_type(ad, bd) == np.bool_:
+                out = out.astype(np.bool_)
     except ValueError:
         raise broadcast_error(ad.shape, _shape(bd)) from None
     res, node = _edges2(AddBackward0, out, input, other)
@@ -151,8 +167,8 @@ def check_bool_sub(a, b) -> None:
     a_bool = isinstance(a, (bool, np.bool_)) or getattr(a, "dtype", None) == np.bool_
     b_bool = isinstance(b, (bool, np.bool_)) or getattr(b, "dtype", None) == np.bool_
     if a_bool and b_bool:
-        raise RuntimeError("Subtraction, the `-` operator, with two bool tensors is not supported. Use the `^` "
-                           "or `logical_xor()` operator instead.")
+        raise RuntimeError("Subtraction, the `-` operator, with two bool tensors is not supported. Use the "
+                           "`^` or `logical_xor()` operator instead.")
     if a_bool or b_bool:
         raise RuntimeError("Subtraction, the `-` operator, with a bool tensor is not supported. If you are "
                            "trying to invert a mask, use the `~` or `logical_not()` operator instead.")
@@ -176,6 +192,18 @@ def rsub(input: Tensor, other, alpha=1) -> Tensor:
 @op()
 def mul(input: Tensor, other) -> Tensor:
     """Elementwise product with broadcasting."""
+    if isinstance(other, Tensor):  # the commonest case, two tensors of one dtype
+        ad, bd = input._data, other._data
+        if ad.dtype is bd.dtype:
+            try:
+                out = ad * bd
+            except ValueError:
+                raise broadcast_error(ad.shape, bd.shape) from None
+            res, node = record(out, MulBackward0, input, other)
+            if node is not None:
+                node.a_shape, node.b_shape, node.scalar = ad.shape, bd.shape, None
+                node.save(input, other)
+            return res
     if other.__class__ is np.ndarray:  # an array operand broadcasts like a tensor, not like a scalar
         other = Tensor._make(other)
     ad, bd = _arrays(input, other)

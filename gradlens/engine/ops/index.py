@@ -496,8 +496,8 @@ def _setitem(self: Tensor, key, value) -> None:
         ('torch::autograd::CopySlices', 1)
     """
     if not isinstance(value, (Tensor, bool, int, float, complex, np.generic, np.ndarray)):
-        raise TypeError(f"can't assign a {type(value).__name__} to a {self.dtype!r} tensor; expected a tensor "
-                        "or a number")
+        raise TypeError(f"can't assign a {type(value).__name__} to a {self.dtype!r} tensor; expected a "
+                        "tensor or a number")
     steps, adv, shape = _parse(self._data.shape, key)
     fresh(self)
     if GRAD_MODE.enabled and self._rg and self._grad_fn is None:

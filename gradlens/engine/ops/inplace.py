@@ -460,7 +460,7 @@ class MaskedFillBackward0(Node):
     _saves = False
 
     def backward(self, g):
-        return (g * self.keep,)
+        return (_masked(g, self.keep),)
 
 
 class MaskedFillBackward1(Node):
@@ -470,8 +470,8 @@ class MaskedFillBackward1(Node):
     def backward(self, g):
         gv = None
         if self._next[1][0] is not None:
-            gv = (g * (1 - self.keep)).sum()
-        return g * self.keep, gv
+            gv = _masked(g, 1 - self.keep).sum()
+        return _masked(g, self.keep), gv
 
 
 @op(function=False)
@@ -535,7 +535,7 @@ class ReluBackward0(Node):
 
     def backward(self, g):
         (out,) = self.saved()
-        return (g * (_plain(out) > 0),)
+        return (_masked(g, _plain(out) > 0),)
 
 
 def _unary_(self: Tensor, compute, node_cls, saves_output: bool, float_only: bool = True) -> Tensor:
@@ -725,12 +725,20 @@ def pow_(self: Tensor, exponent) -> Tensor:
 
 
 # --- clamps -----------------------------------------------------------------------------------------------
+def _masked(g, mask):
+    """``g`` where ``mask`` else exactly 0 (as torch's ``where``: an inf/nan gradient outside the mask must
+    not turn into nan)."""
+    if isinstance(g, Tensor):
+        return g * mask
+    return np.where(mask != 0, g, 0).astype(np.result_type(g), copy=False)
+
+
 class ClampBackward1(Node):
     __slots__ = ("keep",)
     _saves = False
 
     def backward(self, g):
-        return (g * self.keep,)
+        return (_masked(g, self.keep),)
 
 
 class ClampMinBackward0(ClampBackward1):
@@ -747,9 +755,9 @@ class ClampBackward0(Node):
 
     def backward(self, g):
         nxt = self._next
-        gmin = sum_to(g * self.below, self.shapes[0]) if nxt[1][0] is not None else None
-        gmax = sum_to(g * self.above, self.shapes[1]) if nxt[2][0] is not None else None
-        return g * self.keep, gmin, gmax
+        gmin = sum_to(_masked(g, self.below), self.shapes[0]) if nxt[1][0] is not None else None
+        gmax = sum_to(_masked(g, self.above), self.shapes[1]) if nxt[2][0] is not None else None
+        return _masked(g, self.keep), gmin, gmax
 
 
 def _clamp_scalar_(self: Tensor, lo, hi, node_cls) -> Tensor:

@@ -211,7 +211,7 @@ def _sum_to_any(g, shape):
     if tuple(g.shape) == tuple(shape):
         return g
     if len(shape) == 1 and g.ndim == 2 and _is_array(g) and shape[0] == g.shape[1]:
-        return g.sum(axis=0)  # a bias of nn.Linear
+        return np.add.reduce(g, 0)  # a bias of nn.Linear (ndarray.sum without numpy's Python wrapper)
     lead = g.ndim - len(shape)
     axes = tuple(range(lead)) + tuple(i + lead for i, s in enumerate(shape)
                                       if s == 1 and g.shape[i + lead] != 1)
@@ -391,8 +391,16 @@ def mm(input: Tensor, mat2: Tensor) -> Tensor:
         _same_dtype_mm(ad, bd)
     res, node = record(ad.dot(bd), MmBackward0, input, mat2)
     if node is not None:
-        node.cm = (_cm(ad), _cm(bd))
-        _save_operands(node, input, mat2)
+        # _save_operands inlined, and the layout asked only of an operand whose gradient is needed
+        nxt = node._next
+        need_a, need_b = nxt[0][0] is not None, nxt[1][0] is not None
+        if need_a and need_b:
+            node.save(input, mat2)
+        elif need_a:
+            node.save(mat2)
+        else:
+            node.save(input)
+        node.cm = (need_a and _cm(ad), need_b and _cm(bd))
     return res
 
 
@@ -419,6 +427,8 @@ def bmm(input: Tensor, mat2: Tensor) -> Tensor:
 def mv(input: Tensor, vec: Tensor) -> Tensor:
     """Matrix-vector product ``(n, m) @ (m,)``."""
     ad, bd = input._data, vec._data
+    if ad.ndim == 0:  # torch reads the matrix's size(0) first
+        raise IndexError("Dimension specified as 0 but tensor has no dimensions")
     if ad.ndim != 2 or bd.ndim != 1:
         raise RuntimeError(f"vector + matrix @ vector expected, got 1, {ad.ndim}, {bd.ndim}")
     if ad.shape[1] != bd.shape[0]:
@@ -509,9 +519,9 @@ def addmm(input: Tensor, mat1: Tensor, mat2: Tensor, *, beta=1, alpha=1) -> Tens
     res, node = record(out, AddmmBackward0, input, mat1, mat2)
     if node is not None:
         node.in_shape, node.beta, node.alpha = id_.shape, beta, alpha
-        node.cm = (_cm(ad), _cm(bd))
         nxt = node._next
         need1, need2 = nxt[1][0] is not None, nxt[2][0] is not None
+        node.cm = (need1 and _cm(ad), need2 and _cm(bd))
         if need1 and need2:
             node.save(mat1, mat2)
         elif need1:
@@ -662,6 +672,8 @@ def _rmatmul(self: Tensor, other) -> Tensor:
 
 
 def _matmul_method(self: Tensor, other) -> Tensor:
+    if isinstance(other, Tensor) and self._data.ndim == 2 and other._data.ndim == 2:
+        return mm(self, other)  # ``a @ b`` on matrices: straight to mm (one call layer less per product)
     if isinstance(other, np.ndarray):
         other = Tensor._make(other)
     elif not isinstance(other, Tensor):

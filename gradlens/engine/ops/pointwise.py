@@ -255,7 +255,11 @@ def reciprocal(input: Tensor) -> Tensor:
 @op()
 def tanh(input: Tensor) -> Tensor:
     """Hyperbolic tangent."""
-    return _unary(input, np.tanh, TanhBackward0, "out")
+    # np.tanh warns for no input (inf, nan, any float dtype): no error-state switch (-0.5 us a call)
+    res, node = _rec(np.tanh(_float_data(input)), TanhBackward0, input)
+    if node is not None:
+        node.save(res)
+    return res
 
 
 def _np_sigmoid(a):

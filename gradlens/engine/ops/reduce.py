@@ -306,6 +306,10 @@ class MaxBackward1(Node):
     def backward(self, g):
         x, r = (_a(s) for s in self.saved())
         mask = np.isnan(x) if r != r else x == r  # a nan result: the nans share the gradient
+        if not isinstance(g, Tensor):  # exactly 0 off the maxima, even for an inf/nan gradient (as torch)
+            out = np.asarray(g * (mask.astype(x.dtype) / int(mask.sum())))
+            out[~mask] = 0
+            return (out,)
         return (g * _const(mask.astype(x.dtype) / int(mask.sum()), g),)
 
 
@@ -1006,7 +1010,7 @@ def _softmax_input(input: Tensor, dim, dtype, name: str) -> tuple:
         input = _to_copy(input, _dtype.to_dtype(dtype).np)
     arr = input._data
     d = wrap_dim(dim, arr.ndim)  # torch checks the dim before the dtype
-    if arr.dtype.kind != "f":
+    if arr.dtype.kind != "f" and arr.size:  # torch returns an empty non-float input without a kernel
         raise NotImplementedError(f"\"{name}_lastdim_kernel_impl\" not implemented for '{_torch_name(arr)}'")
     return input, arr, d
 
