@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib
 
-from . import _dtype, autograd
+from . import _dtype, autograd  # noqa: F401 - _dtype: torch-like private module
 from ._dtype import (  # noqa: F401 - torch's dtype names
     bool,
     double,
@@ -118,5 +118,5 @@ def __getattr__(name: str):
 
 
 __all__ = ["Tensor", "Size", "dtype", "device", "autograd", "no_grad", "enable_grad", "set_grad_enabled",
-           "is_grad_enabled", "inference_mode", "is_tensor", "numel", *_creation_all, *_op_names,
-           *_SUBMODULES]
+           "is_grad_enabled", "inference_mode", "is_inference_mode_enabled", "is_tensor", "numel",
+           *_creation_all, *_op_names, *_SUBMODULES]

@@ -5,7 +5,7 @@ order: tensor pre-hooks, node pre-hooks, the node, node post-hooks."""
 from __future__ import annotations
 
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

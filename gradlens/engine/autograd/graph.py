@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import itertools
 import weakref
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 __all__ = ["Node", "AccumulateGrad", "RemovableHandle", "saved_tensors_hooks", "disable_saved_tensors_hooks",
            "SAVED_HOOKS", "BACKWARD_TWICE", "NONE_EDGE"]
@@ -176,8 +177,8 @@ class Node:
     @property
     def _input_metadata(self) -> tuple:
         """Shape and dtype of each forward output (the gradients this node receives), as in torch."""
-        from ..tensor import _OutputMeta
         from .._dtype import from_numpy_dtype
+        from ..tensor import _OutputMeta
 
         omd = self._omd
         if omd is None:

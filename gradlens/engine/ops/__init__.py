@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import importlib
 
-from ._core import OPS
 from ..tensor import Tensor
+from ._core import OPS
 
 # submodules, each one family of ops; a missing one is a bug, so import errors propagate
 _FAMILIES = ("arith", "pointwise", "reduce", "shape", "linalg", "index", "inplace", "convert", "nnops")

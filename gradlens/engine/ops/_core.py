@@ -10,7 +10,7 @@ and the helpers below, so the same formula runs on ndarrays (ordinary backward) 
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
