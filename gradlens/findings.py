@@ -157,7 +157,7 @@ class Finding:
                 message=str(data["message"]),
                 location=Location.from_dict(loc) if loc else None,
                 step=data.get("step"),
-                subject=tuple(data.get("subject", ())),
+                subject=tuple(str(s) for s in data.get("subject", ())),
                 evidence=dict(data.get("evidence", {})),
                 count=int(data.get("count", 1)),
                 graph=graph,

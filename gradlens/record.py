@@ -280,6 +280,12 @@ def load_record(path: str | os.PathLike[str]) -> RunRecord:
         raise RecordError(f"{name} is not valid JSON{hint}: {exc.msg} at line {exc.lineno}, column "
                           f"{exc.colno}. Expected a file written by `gradlens report --format json`."
                           ) from exc
+    except RecursionError:
+        raise RecordError(f"{name} is not a gradlens record: its JSON nests too deeply to read. Expected a "
+                          "file written by `gradlens report --format json`.") from None
+    except ValueError as exc:  # e.g. an integer literal longer than Python's digit limit
+        raise RecordError(f"{name} is not a gradlens record: {exc}. Expected a file written by "
+                          "`gradlens report --format json`.") from None
     return parse_record(data, source=name)
 
 

@@ -196,7 +196,11 @@ class HtmlReporter:
     def _graph(self, graph: Any, what: str) -> str:
         from ..export import to_dot
 
-        dot = to_dot(graph)
+        try:
+            dot = to_dot(graph)
+        except (TypeError, ValueError, KeyError, AttributeError) as exc:  # a hand-edited or foreign record
+            self.notes.append(f"the graph of {what} in the record is malformed and was not drawn ({exc})")
+            return "<p class=\"note\">This finding's graph in the record is malformed and cannot be drawn.</p>"
         if self._draw:
             from ..errors import GraphvizNotFoundError
             from ..export.render import svg_text

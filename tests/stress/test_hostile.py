@@ -845,10 +845,6 @@ _DEEP = 100_000
         pytest.param("in-finding-evidence", id="deep-in-evidence"),
     ],
 )
-@known(
-    "a record nested 100k levels deep makes json.loads raise RecursionError, which escapes as a traceback "
-    "with exit status 1 (load_record catches only JSONDecodeError)"
-)
 def test_deeply_nested_record(tmp_path, record_dict, shape):
     nest = "[" * _DEEP + "]" * _DEEP
     if shape == "list":
@@ -866,10 +862,6 @@ def test_deeply_nested_record(tmp_path, record_dict, shape):
     _assert_usage_error(r.returncode, r.stdout, r.stderr)
 
 
-@known(
-    "an integer literal of more than 4300 digits makes json.loads raise ValueError ('Exceeds the limit "
-    "(4300 digits) for integer string conversion'), which escapes as a traceback with exit status 1"
-)
 @pytest.mark.parametrize("field", ["version", "steps"])
 def test_record_with_a_huge_integer(tmp_path, record_dict, field):
     text = json.dumps(record_dict).replace(f'"{field}": ', f'"{field}": 1' + "0" * 5000 + ', "_x": ', 1)
@@ -957,27 +949,8 @@ FINDING_FIELDS = [
 ]
 GRAPH_FIELDS = ["directed", "multigraph", "graph", "nodes", "edges"]
 
-# (field path, wrong value id) -> formats that crash (found by this suite; not fixed here)
-_FIELD_GAPS = {
-    ("finding.subject", "list-int"): "text/html reporters crash: TypeError 'sequence item 0: expected str "
-    "instance, int found' (Finding.from_dict keeps non-str subjects)",
-}
-for _v in WRONG_VALUES:
-    if _v not in ("object", "object-int"):
-        _FIELD_GAPS[("graph.graph", _v)] = (
-            "html reporter crashes: AttributeError \"... has no attribute 'get'\" "
-            "on a finding graph whose 'graph' attribute is not an object"
-        )
-for _v in ("null", "zero", "empty-string", "list", "object", "<deleted>"):
-    _FIELD_GAPS[("graph.directed", _v)] = (
-        "html reporter crashes: TypeError from gradlens.graph() on a "
-        "finding graph with a falsy 'directed' (node_link_graph makes a Graph)"
-    )
-for _v in WRONG_VALUES:
-    if _v not in ("string", "empty-string", "path", "code", "unicode", "list"):
-        _FIELD_GAPS[("node.shapes", _v)] = (
-            "html reporter crashes (TypeError) on a node whose 'shapes' is not a list of lists"
-        )
+# (field path, wrong value id) -> formats that crash (found by this suite; not fixed yet)
+_FIELD_GAPS: dict = {}
 
 
 def _field_params():
