@@ -1,6 +1,6 @@
 """``torch.nn.init``: in-place parameter initialisers (run under ``no_grad``, return the tensor) and the fan
-and gain helpers, with torch's formulas. Random values come from the engine's generator, so they differ
-from torch's for the same seed (parity tests copy weights)."""
+and gain helpers, with torch's formulas. Random values come from the engine's generator, so for the same
+seed they differ from those torch draws (parity tests copy weights)."""
 
 from __future__ import annotations
 
