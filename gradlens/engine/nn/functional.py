@@ -127,14 +127,10 @@ def hardtanh(input: Tensor, min_val: float = -1.0, max_val: float = 1.0, inplace
     return _nnops.hardtanh(input, min_val, max_val, inplace)
 
 
-def gelu(input: Tensor, approximate: str = "none") -> Tensor:
-    """Gaussian error linear unit (``GeluBackward0``); ``approximate`` is 'none' or 'tanh'."""
-    return _nnops.gelu(input, approximate)
+gelu = _nnops.gelu  # the op itself: same signature as torch's F
 
 
-def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:
-    """``LeakyReluBackward0``."""
-    return _nnops.leaky_relu(input, negative_slope, inplace)
+leaky_relu = _nnops.leaky_relu  # the op itself: same signature as torch's F
 
 
 def elu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
@@ -151,9 +147,7 @@ def selu(input: Tensor, inplace: bool = False) -> Tensor:
     return _nnops.elu(input, _SELU_ALPHA, inplace, _SELU_SCALE, 1.0)
 
 
-def softplus(input: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
-    """``SoftplusBackward0``."""
-    return _nnops.softplus(input, beta, threshold)
+softplus = _nnops.softplus  # the op itself: same signature as torch's F
 
 
 def sigmoid(input: Tensor) -> Tensor:
@@ -164,14 +158,10 @@ def tanh(input: Tensor) -> Tensor:
     return input.tanh()
 
 
-def silu(input: Tensor, inplace: bool = False) -> Tensor:
-    """``x * sigmoid(x)`` (``SiluBackward0``)."""
-    return _nnops.silu(input, inplace)
+silu = _nnops.silu  # the op itself: same signature as torch's F
 
 
-def logsigmoid(input: Tensor) -> Tensor:
-    """``log(sigmoid(x))`` (``LogSigmoidBackward0``)."""
-    return _nnops.logsigmoid(input)
+logsigmoid = _nnops.logsigmoid  # the op itself: same signature as torch's F
 
 
 def _get_softmax_dim(name: str, ndim: int, stacklevel: int) -> int:
@@ -348,45 +338,13 @@ def l1_loss(
     return _nnops.l1_loss(input, target, reduction=reduction)
 
 
-def nll_loss(
-    input: Tensor,
-    target: Tensor,
-    weight: Tensor | None = None,
-    size_average=None,
-    ignore_index: int = -100,
-    reduce=None,
-    reduction: str = "mean",
-) -> Tensor:
-    """Negative log-likelihood loss on log-probabilities (``NllLossBackward0``)."""
-    return _nnops.nll_loss(input, target, weight, size_average, ignore_index, reduce, reduction)
+nll_loss = _nnops.nll_loss  # the op itself: same signature as torch's F
 
 
-def cross_entropy(
-    input: Tensor,
-    target: Tensor,
-    weight: Tensor | None = None,
-    size_average=None,
-    ignore_index: int = -100,
-    reduce=None,
-    reduction: str = "mean",
-    label_smoothing: float = 0.0,
-) -> Tensor:
-    """Cross-entropy on logits with class-index or class-probability targets."""
-    return _nnops.cross_entropy(
-        input, target, weight, size_average, ignore_index, reduce, reduction, label_smoothing
-    )
+cross_entropy = _nnops.cross_entropy  # the op itself: same signature as torch's F
 
 
-def binary_cross_entropy(
-    input: Tensor,
-    target: Tensor,
-    weight: Tensor | None = None,
-    size_average=None,
-    reduce=None,
-    reduction: str = "mean",
-) -> Tensor:
-    """Binary cross-entropy on probabilities (``BinaryCrossEntropyBackward0``)."""
-    return _nnops.binary_cross_entropy(input, target, weight, size_average, reduce, reduction)
+binary_cross_entropy = _nnops.binary_cross_entropy  # the op itself: same signature as torch's F
 
 
 def binary_cross_entropy_with_logits(
