@@ -95,8 +95,8 @@ def to_dtype(d) -> dtype:
             return _BY_NAME[d.removeprefix("torch.")]
         except KeyError:
             raise TypeError(f"unknown dtype name {d!r}; expected one of {sorted(_BY_NAME)}") from None
-    if d is _pyfloat:
-        return _default_float
+    if d is _pyfloat:  # torch: Python's float is a double, whatever the default dtype
+        return float64
     if d is _pyint:
         return int64
     if d is _pybool:

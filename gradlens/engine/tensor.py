@@ -68,6 +68,7 @@ class Tensor:
     _hooks = None
     _post_acc_hooks = None
     _base = None
+    _creation_meta = None  # MULTI_OUTPUT / NO_GRAD_MODE: a view torch refuses to modify in place (check_inplace)
     _inference = False
     __array_priority__ = 1000
     __array_ufunc__ = None  # ndarray <op> Tensor defers to Tensor's reflected operators
@@ -125,16 +126,25 @@ class Tensor:
     # --- autograd state ---------------------------------------------------------------------------------
     @property
     def requires_grad(self) -> bool:
+        if self._creation_meta == NO_GRAD_MODE:  # a view made under no_grad requires grad as its base (torch)
+            return self._rg or self._base.requires_grad
         if self._base is not None and "_rebased" in self._base.__dict__:
+            if self._creation_meta is not None:  # its grad_fn cannot be regenerated (torch raises on access)
+                return self._rg or self._base._rg
             self._view_grad_fn()
         return self._rg
 
     @requires_grad.setter
     def requires_grad(self, value: bool) -> None:
+        if value.__class__ is not bool:
+            raise RuntimeError("requires_grad must be a bool")
         self.requires_grad_(value)
 
     def requires_grad_(self, requires_grad: bool = True) -> Tensor:
         """Set whether autograd records operations on this leaf tensor; returns self."""
+        if requires_grad.__class__ is not bool:
+            raise TypeError(f"requires_grad_(): argument 'requires_grad' must be bool, not "
+                            f"{type(requires_grad).__name__}")
         if self._grad_fn is not None:
             if not requires_grad:
                 raise RuntimeError(
@@ -144,7 +154,7 @@ class Tensor:
             return self
         if requires_grad and not self._data.dtype.kind == "f":
             raise RuntimeError("only Tensors of floating point dtype can require gradients")
-        if requires_grad and self._inference:
+        if requires_grad and self._inference and not GRAD_MODE.inference:
             raise RuntimeError("Setting requires_grad=True on inference tensor outside InferenceMode is not "
                                "allowed.")
         self._rg = bool(requires_grad)
@@ -309,7 +319,11 @@ class Tensor:
     def detach_(self) -> Tensor:
         """Detach this tensor from its graph in place; it becomes a leaf."""
         if self._base is not None and self._base._grad_fn is not None:
-            raise RuntimeError("Can't detach views in-place. Use detach() instead.")
+            raise RuntimeError("Can't detach views in-place. Use detach() instead. If you are using "
+                               "DistributedDataParallel (DDP) for training, and gradient_as_bucket_view is set as "
+                               "True, gradients are views of DDP buckets, and hence detach_() cannot be called on "
+                               "these gradients. To fix this error, please refer to the Optimizer.zero_grad() "
+                               "function in torch/optim/optimizer.py as the solution.")
         self._grad_fn = None
         self._rg = False
         return self
@@ -552,9 +566,41 @@ def _to_array(data, dt) -> np.ndarray:
     return np.array(data, dtype=dt.np)
 
 
-def check_inplace(t: Tensor) -> None:
-    """Raise torch's error for an in-place op that autograd cannot allow on ``t``."""
+MULTI_OUTPUT = "multi_output"  # an output of split/chunk/unbind, or a view of one
+NO_GRAD_MODE = "no_grad"  # the same, made while grad mode was off
+_MULTI_OUTPUT_TAIL = (" This view is the output of a function that returns multiple views. Such functions do not allow "
+                      "the output views to be modified inplace. You should replace the inplace operation by an "
+                      "out-of-place one.")
+_NO_GRAD_TAIL = (" Given that this use case is ambiguous and error-prone, it is forbidden. You can clarify your code "
+                 "by moving both the view and the inplace either both inside the no_grad block (if you don't want the "
+                 "inplace to be tracked) or both outside (if you want the inplace to be tracked).")
+
+
+def view_rebase_error(t: Tensor, direct: bool = True, view_name: str | None = None) -> RuntimeError:
+    """torch's error for an in-place change of a view it cannot rebase (``t._creation_meta`` is set): ``t``
+    itself modified (``direct``) or its base / another view of its base (found when ``t`` is next used).
+    ``view_name``: the view of ``t`` that setitem writes through (``Select``), if any."""
+    from .autograd.graph import node_label
+
+    modified = "is being" if direct else "its base or another view of its base has been"
+    meta = t._creation_meta
+    if meta == MULTI_OUTPUT and view_name is not None:
+        head = f"Output 0 of {view_name} is a view and {modified} modified inplace."
+    elif meta == MULTI_OUTPUT and t._grad_fn is not None:
+        head = f"Output {t._output_nr} of {node_label(t._grad_fn)} is a view and {modified} modified inplace."
+    else:
+        head = f"A view was created in no_grad mode and {modified} modified inplace with grad mode enabled."
+    return RuntimeError(head + (_MULTI_OUTPUT_TAIL if meta == MULTI_OUTPUT else _NO_GRAD_TAIL))
+
+
+def check_inplace(t: Tensor, operands: tuple = (), view_name: str | None = None) -> None:
+    """Raise torch's error for an in-place op that autograd cannot allow on ``t`` (``operands``: the op's
+    other inputs, which make it differentiable when they require grad)."""
     if GRAD_MODE.enabled:
+        if t._creation_meta is not None and (
+            t._rg or t._base._rg or any(isinstance(o, Tensor) and o._rg for o in operands)
+        ):
+            raise view_rebase_error(t, True, view_name)
         if t._rg and t._grad_fn is None:
             raise RuntimeError(_LEAF_INPLACE)
         base = t._base

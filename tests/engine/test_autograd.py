@@ -291,6 +291,85 @@ def test_saved_tensors_hooks(lib):
     np.testing.assert_allclose(_np(x.grad), [2, 4])
 
 
+@pytest.mark.parametrize("unpack", ["same", "detached", "requires_grad"])
+@pytest.mark.parametrize("through", ["leaf", "non-leaf"])
+def test_unpacked_saved_tensor_keeps_its_graph_under_create_graph(lib, unpack, through):
+    """torch gives a tensor returned by an unpack hook the graph position of the tensor that was saved,
+    whatever graph the returned tensor has: a grad penalty differentiates the same with and without hooks."""
+    unpacks = {"same": lambda t: t, "detached": lambda t: t.detach(),
+               "requires_grad": lambda t: t.detach().requires_grad_()}
+
+    def penalty_grad(hooks: bool):
+        x = lib.tensor([0.5, -1.0, 2.0], requires_grad=True)
+        h = x * 1 if through == "non-leaf" else x
+        if hooks:
+            with lib.autograd.graph.saved_tensors_hooks(lambda t: t.detach(), unpacks[unpack]):
+                y = (h * h.exp() * h.tanh()).sum()
+        else:
+            y = (h * h.exp() * h.tanh()).sum()
+        (g,) = lib.autograd.grad(y, x, create_graph=True)
+        (g * g).sum().backward()
+        return _np(x.grad)
+
+    expected = penalty_grad(False)
+    assert np.abs(expected).min() > 0
+    np.testing.assert_allclose(penalty_grad(True), expected, rtol=1e-12)
+
+
+def test_unpack_hook_must_return_a_tensor(lib):
+    x = lib.tensor([1.0, 2.0], requires_grad=True)
+    with lib.autograd.graph.saved_tensors_hooks(lambda t: 5, lambda t: 7):
+        y = (x * x).sum()
+    with pytest.raises(TypeError, match="unpack_hook expected to be a Tensor"):
+        y.backward()
+
+
+def test_requires_grad_inside_inference_mode(lib):
+    with lib.inference_mode():
+        x = lib.ones(2, requires_grad=True)
+        y = lib.zeros(2).requires_grad_()
+        assert x.requires_grad and y.requires_grad and (x * 2).grad_fn is None
+
+
+# torch's backward formulas multiply (add, divide) by C++ numbers: mul.Scalar records MulBackward1, add.Scalar
+# AddBackward1, where a Python ``t * 2`` records MulBackward0. Compared in the graph a create_graph backward
+# records (the graph of the gradient).
+SCALAR_FORMULAS = {
+    "x ** 3": lambda lib, x: x ** 3,
+    "x ** 0.5": lambda lib, x: x.abs() ** 0.5,
+    "x.square()": lambda lib, x: x.square(),
+    "2 ** x": lambda lib, x: 2 ** x,
+    "sqrt": lambda lib, x: (x.abs() + 1).sqrt(),
+    "rsqrt": lambda lib, x: (x.abs() + 1).rsqrt(),
+    "erf": lambda lib, x: x.erf(),
+    "log1p": lambda lib, x: x.abs().log1p(),
+    "expm1": lambda lib, x: x.expm1(),
+    "atan": lambda lib, x: x.atan(),
+    "abs": lambda lib, x: x.abs() * x,
+    "mean(x ** 2)": lambda lib, x: (x ** 2).mean(),
+    "(x / 2) ** 2": lambda lib, x: (x / 2) ** 2,
+}
+
+
+@pytest.mark.skipif(not HAS_TORCH, reason="no torch")
+@pytest.mark.parametrize("name", sorted(SCALAR_FORMULAS))
+def test_double_backward_graph_names_match_torch(name):
+    import torch
+
+    from ..parity import graph_signature
+
+    fn = SCALAR_FORMULAS[name]
+    sigs, grads = [], []
+    for lib in (torch, ge):
+        x = lib.tensor([0.3, -1.2, 0.7, 1.5], dtype=lib.float64, requires_grad=True)
+        (g,) = lib.autograd.grad(fn(lib, x).sum(), x, create_graph=True)
+        sigs.append(graph_signature(g))
+        (gg,) = lib.autograd.grad(g.sum(), x)
+        grads.append(_np(gg))
+    assert sigs[1] == sigs[0]
+    np.testing.assert_allclose(grads[1], grads[0], rtol=1e-12, atol=1e-15)
+
+
 def test_deep_chain_backward_is_iterative():
     x = ge.tensor([1.0], requires_grad=True)
     y = x

@@ -356,3 +356,22 @@ def test_graph_names_match_torch_table():
             y = lib.ones(*b_shape, requires_grad=True)
             names.append((x @ y).grad_fn.name())
         assert names[0] == names[1], (a_shape, b_shape, names)
+
+
+@pytest.mark.parametrize("op", ["bmm", "matmul"])
+@pytest.mark.parametrize("other_dtype", [np.int64, np.bool_])
+def test_empty_mixed_dtype_product_refuses_autograd_like_torch(op, other_dtype):
+    """torch skips the dtype check of an empty batched product (zeros of mat2's dtype), and autograd then
+    refuses the integer result when an operand requires grad (a fuzz finding)."""
+    def program(lib, a):
+        b = lib.tensor(np.zeros((1, 0, 1), dtype=other_dtype))
+        return getattr(lib, op)(a, b)
+
+    check_error(program, np.zeros((1, 1, 0), dtype=np.float32), match="Autograd not support dtype")
+    if HAS_TORCH:
+        import torch
+
+        for lib in (torch, ge):  # without requires_grad both give the empty product's zeros
+            out = program(lib, lib.tensor(np.zeros((1, 1, 0), dtype=np.float32)))
+            assert out.shape == (1, 1, 1) and not out.requires_grad and str(out.dtype).endswith(
+                {np.int64: "int64", np.bool_: "bool"}[other_dtype])

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import operator
+
 import numpy as np
 
 from . import graph
@@ -19,6 +21,20 @@ from .graph import Node
 
 __all__ = ["backward", "grad", "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled",
            "inference_mode", "is_inference_mode_enabled", "graph", "Node"]
+
+
+def _flag(value) -> bool:
+    """A boolean argument as torch's engine reads it (an unsigned byte): a bool or an integer in 0..255;
+    another type raises TypeError ("'str' object cannot be interpreted as an integer"), a value out of
+    range OverflowError, as torch does."""
+    if value.__class__ is bool:
+        return value
+    i = operator.index(value)
+    if i > 255:
+        raise OverflowError("unsigned byte integer is greater than maximum")
+    if i < 0:
+        raise OverflowError("unsigned byte integer is less than minimum")
+    return bool(i)
 
 
 def _as_seq(x) -> list:
@@ -71,6 +87,7 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph: bool =
     if retain_graph is None:
         retain_graph = create_graph
     roots = _roots(outputs, grads, create_graph)
+    retain_graph, create_graph = _flag(retain_graph), _flag(create_graph)
     if inputs is not None:
         inputs = _as_seq(inputs)
         if not inputs:
@@ -99,18 +116,21 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph: bo
             raise RuntimeError("One of the differentiated Tensors does not require grad")
     if retain_graph is None:
         retain_graph = create_graph
+    if allow_unused is None:
+        allow_unused = materialize_grads
     roots = _roots(outs, _as_seq(grad_outputs), create_graph)
+    retain_graph, create_graph, allow_unused = _flag(retain_graph), _flag(create_graph), _flag(allow_unused)
     edges = [t._edge() for t in ins]
     captured = run_backward(roots, retain_graph, create_graph, capture=edges)
     result = []
-    for t, g in zip(ins, captured):
+    for i, (t, g) in enumerate(zip(ins, captured)):
         if g is None:
             if materialize_grads:
                 result.append(Tensor._make(np.zeros_like(t._data)))
                 continue
             if not allow_unused:
-                raise RuntimeError("One of the differentiated Tensors appears to not have been used in the graph. "
-                                   "Set allow_unused=True if this is the desired behavior.")
+                raise RuntimeError(f"The differentiated Tensor at index {i} appears to not have been used in the "
+                                   "graph. Set allow_unused=True if this is the desired behavior.")
             result.append(None)
             continue
         if isinstance(g, Tensor):

@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import functools
 import inspect
+import threading
 
 __all__ = ["no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled", "inference_mode",
            "is_inference_mode_enabled"]
 
 
-class _State:
-    """Process-wide grad mode (the engine is single-threaded like the loops it serves)."""
+class _State(threading.local):
+    """Grad mode, per thread as torch's: ``no_grad`` in one thread leaves every other thread recording.
 
-    __slots__ = ("enabled", "inference")
+    No ``__slots__``: slots on a ``threading.local`` subclass are shared by all threads; ``__init__`` runs
+    again in each thread that first touches the state, so every thread starts with grad mode on."""
 
     def __init__(self):
         self.enabled = True
@@ -43,21 +45,24 @@ class _DecoratorContextManager:
             @functools.wraps(func)
             def gen_wrapper(*args, **kwargs):
                 gen = func(*args, **kwargs)
-                with self.clone():
-                    response = gen.send(None)
-                while True:
-                    try:
-                        request = yield response
-                    except GeneratorExit:
-                        with self.clone():
-                            gen.close()
-                        raise
-                    except BaseException as exc:
-                        with self.clone():
-                            response = gen.throw(exc)
-                    else:
-                        with self.clone():
-                            response = gen.send(request)
+                try:
+                    with self.clone():
+                        response = gen.send(None)
+                    while True:
+                        try:
+                            request = yield response
+                        except GeneratorExit:
+                            with self.clone():
+                                gen.close()
+                            raise
+                        except BaseException as exc:
+                            with self.clone():
+                                response = gen.throw(exc)
+                        else:
+                            with self.clone():
+                                response = gen.send(request)
+                except StopIteration as stop:  # the generator finished: finish too, with its return value
+                    return stop.value
             return gen_wrapper
 
         @functools.wraps(func)
@@ -70,7 +75,17 @@ class _DecoratorContextManager:
         return self.__class__()
 
 
-class no_grad(_DecoratorContextManager):  # noqa: N801 - torch's name
+class _NoParamDecoratorContextManager(_DecoratorContextManager):
+    """A decorator with or without parentheses, as torch's: ``@no_grad`` is ``@no_grad()``, and so
+    ``no_grad(obj)`` wraps any object (calling the wrapper calls ``obj``)."""
+
+    def __new__(cls, orig_func=None):
+        if orig_func is None:
+            return super().__new__(cls)
+        return cls()(orig_func)
+
+
+class no_grad(_NoParamDecoratorContextManager):  # noqa: N801 - torch's name
     """Disable graph recording inside the block: results have ``requires_grad=False`` and no grad_fn."""
 
     def __init__(self):
@@ -85,7 +100,7 @@ class no_grad(_DecoratorContextManager):  # noqa: N801 - torch's name
         return False
 
 
-class enable_grad(_DecoratorContextManager):  # noqa: N801
+class enable_grad(_NoParamDecoratorContextManager):  # noqa: N801
     """Enable graph recording inside the block, also inside ``no_grad``."""
 
     def __init__(self):
@@ -123,6 +138,11 @@ class set_grad_enabled(_DecoratorContextManager):  # noqa: N801
 
 class inference_mode(_DecoratorContextManager):  # noqa: N801
     """Like no_grad, and tensors made inside are inference tensors (``is_inference()`` is True)."""
+
+    def __new__(cls, mode_or_orig_func=True):
+        if isinstance(mode_or_orig_func, bool):
+            return super().__new__(cls)
+        return cls()(mode_or_orig_func)  # @inference_mode without parentheses, as torch allows
 
     def __init__(self, mode: bool = True):
         self.mode = mode

@@ -11,6 +11,8 @@ second backward raises torch's error too.
 from __future__ import annotations
 
 import itertools
+import re
+import threading
 import weakref
 from collections.abc import Callable
 from typing import Any
@@ -29,10 +31,10 @@ NONE_EDGE = (None, 0)
 _handle_ids = itertools.count()
 
 
-class _EngineState:
-    """Whether the backward pass now running records a graph of its own (``create_graph=True``)."""
-
-    __slots__ = ("create_graph", "depth")
+class _EngineState(threading.local):
+    """Whether the backward pass now running in this thread records a graph of its own (``create_graph``),
+    and how deeply backward passes nest in this thread. Per thread (no ``__slots__``: slots on a
+    ``threading.local`` subclass would be shared), as two threads may run backward passes at once."""
 
     def __init__(self):
         self.create_graph = False
@@ -74,10 +76,9 @@ def add_hook(hooks: dict, fn: Callable) -> RemovableHandle:
     return handle
 
 
-class _SavedHooksState:
-    """Stack of (pack, unpack) pairs from ``saved_tensors_hooks``; ``disabled`` holds the refusal message."""
-
-    __slots__ = ("stack", "disabled")
+class _SavedHooksState(threading.local):
+    """Stack of (pack, unpack) pairs from ``saved_tensors_hooks``; ``disabled`` holds the refusal message.
+    Per thread, as torch's (no ``__slots__``: slots on a ``threading.local`` subclass would be shared)."""
 
     def __init__(self):
         self.stack: list[tuple[Callable, Callable]] = []
@@ -225,8 +226,9 @@ class Node:
             pack = SAVED_HOOKS.stack[-1][0]
             unpack = SAVED_HOOKS.stack[-1][1]
             packed = []
-            for t in tensors:
-                packed.append((pack(t), unpack, t.grad_fn is self))
+            for t in tensors:  # the edge is kept to give the unpacked tensor its graph back, as torch does
+                is_output = t._grad_fn is self
+                packed.append((pack(t), unpack, is_output, None if is_output else t._edge()))
             self._saved = tuple(packed)
             self._packed = True
             return
@@ -269,10 +271,13 @@ class Node:
         create_graph = ENGINE_STATE.create_graph
         if self._packed:
             out = []
-            for packed, unpack, is_output in saved:
+            for packed, unpack, is_output, edge in saved:
                 t = unpack(packed)
+                if not hasattr(t, "_data"):
+                    raise TypeError("Output of saved tensor unpack_hook expected to be a Tensor but got result "
+                                    f"of type {type(t).__name__}")
                 if create_graph:
-                    out.append(t._with_grad_fn(self) if is_output else t)
+                    out.append(t._with_grad_fn(self) if is_output else _with_edge(t, edge))
                 else:
                     out.append(t._data)
             return tuple(out)
@@ -307,18 +312,40 @@ class Node:
         raise NotImplementedError(f"{self.name()} has no backward")
 
 
+def _with_edge(t, edge):
+    """A tensor on ``t``'s data that leads to ``edge`` (the graph position of the tensor that was saved),
+    whatever graph ``t`` itself has: how torch unpacks a tensor returned by an unpack hook."""
+    from ..tensor import Tensor
+
+    fn, output_nr = edge
+    if fn is None:
+        return Tensor._make(t._data)
+    if isinstance(fn, AccumulateGrad):
+        out = Tensor._make(t._data)
+        out._rg = True
+        out._acc = fn
+        return out
+    return Tensor._make(t._data, fn, output_nr)
+
+
 def _inplace_message(arr, now: int, expected: int, producer, output_nr: int) -> str:
     """torch's text for a saved tensor that was modified in place after it was saved."""
     which = ""
     if producer is not None and not isinstance(producer, AccumulateGrad):
-        op = producer.name().rstrip("0123456789").removesuffix("Backward")
-        which = f", which is output {output_nr} of {op},"
+        # torch drops "Backward0" but keeps the number of other overloads: "Relu", "Elu1", "Clamp1"
+        which = f", which is output {output_nr} of {node_label(producer)},"
     return (
         "one of the variables needed for gradient computation has been modified by an inplace operation: "
         f"[{_type_name(arr)} [{', '.join(map(str, arr.shape))}]]{which} is at version {now}; expected version "
         f"{expected} instead. Hint: enable anomaly detection to find the operation that failed to compute its "
         "gradient, with torch.autograd.set_detect_anomaly(True, check_nan=False)."
     )
+
+
+def node_label(node) -> str:
+    """A node's name as torch's error messages give it: "Backward0" dropped, other overloads keep their
+    number ("Relu", "Elu1", "Split"); names without the suffix stay as they are."""
+    return re.sub(r"Backward(\d+)$", lambda m: "" if m.group(1) == "0" else m.group(1), node.name())
 
 
 def _type_name(arr) -> str:

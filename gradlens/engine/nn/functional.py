@@ -18,7 +18,9 @@ import warnings
 
 import numpy as np
 
+from .._args import not_a_tensor
 from ..ops import nnops as _nnops
+from ..ops._core import broadcast_error
 from ..tensor import Tensor
 
 __all__ = [
@@ -79,8 +81,11 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     Raises:
         RuntimeError: 'mat1 and mat2 shapes cannot be multiplied (64x100 and 784x128)' on a width mismatch.
     """
-    wt = weight.t()
-    ndim = input._data.ndim
+    try:
+        ndim = input._data.ndim
+        wt = weight.t()
+    except AttributeError:
+        raise not_a_tensor("linear", input=input, weight=weight) from None
     if bias is None:
         if ndim == 2:
             return input.mm(wt)
@@ -206,10 +211,9 @@ def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool 
     """
     if p < 0.0 or p > 1.0:
         raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
-    out = _nnops.dropout(input, p, training)
-    if inplace and out is not input:
-        return _nnops._inplace_result(input, out) if not input._rg else out
-    return out
+    if inplace:
+        return _nnops.dropout_(input, p, training)
+    return _nnops.dropout(input, p, training)
 
 
 def embedding(
@@ -307,7 +311,10 @@ def _broadcast_pair(input: Tensor, target: Tensor, stacklevel: int = 3):
             "ensure they have the same size.",
             stacklevel=stacklevel,
         )
-        shape = tuple(np.broadcast_shapes(tuple(input.shape), tuple(target.shape)))
+        try:
+            shape = tuple(np.broadcast_shapes(tuple(input.shape), tuple(target.shape)))
+        except ValueError:
+            raise broadcast_error(tuple(input.shape), tuple(target.shape)) from None
         if tuple(input.shape) != shape:
             input = input.expand(*shape)
         if tuple(target.shape) != shape:

@@ -15,12 +15,14 @@ from collections.abc import Callable
 import numpy as np
 
 from .. import _dtype
+from .._args import not_a_tensor
 from ..autograd.grad_mode import STATE as GRAD_MODE
 from ..autograd.graph import NONE_EDGE, Node
 from ..tensor import Tensor
 
 __all__ = ["Node", "Tensor", "record", "op", "OPS", "sum_to", "as_tensor_operand", "binary_operands",
-           "is_tensor", "GRAD_MODE", "np", "broadcast_error", "wrap_dim", "dims_arg"]
+           "is_tensor", "GRAD_MODE", "np", "broadcast_error", "wrap_dim", "dims_arg", "not_a_tensor",
+           "MulBackward1", "DivBackward1", "AddBackward1", "scalar_op", "mul_scalar", "div_scalar", "add_scalar"]
 
 # name -> (function, attach as Tensor method?, export as engine function?)
 OPS: dict[str, tuple[Callable, bool, bool]] = {}
@@ -76,6 +78,70 @@ _add_reduce = np.add.reduce
 _ndarray = np.ndarray
 
 
+# --- a tensor and a Python number, as ATen's Scalar overloads record them ---------------------------------
+# A Python ``t * 2`` records MulBackward0 (torch wraps the number into a tensor), but torch's own backward
+# formulas multiply by a C++ number, which records mul.Scalar's node: MulBackward1. Backward formulas use
+# ``mul_scalar`` / ``add_scalar`` / ``div_scalar`` where torch's formula has a number, so that a
+# create_graph backward records the nodes torch records.
+class MulBackward1(Node):
+    """``tensor * scalar`` as ATen's ``mul.Scalar`` records it (one edge; no saved tensor)."""
+
+    __slots__ = ("other",)
+    _saves = False
+
+    def backward(self, g):
+        return (mul_scalar(g, self.other),)
+
+
+class DivBackward1(Node):
+    """``tensor / scalar`` as ATen's ``div.Scalar`` records it."""
+
+    __slots__ = ("other",)
+    _saves = False
+
+    def backward(self, g):
+        return (div_scalar(g, self.other),)
+
+
+class AddBackward1(Node):
+    """``tensor + scalar`` as ATen's ``add.Scalar`` records it."""
+
+    __slots__ = ("other",)
+    _saves = False
+
+    def backward(self, g):
+        return (g,)
+
+
+def scalar_op(t: Tensor, other, node_cls) -> Tensor:
+    """``t (*|/|+) other`` for a Python scalar, recorded as ATen's Scalar overload (MulBackward1, ...)."""
+    x = t._data
+    dt = x.dtype
+    o = dt.type(other)
+    out = np.asarray(
+        x * o if node_cls is MulBackward1 else x / o if node_cls is DivBackward1 else x + o, dtype=dt
+    )
+    res, node = record(out, node_cls, t)
+    if node is not None:
+        node.other = float(other)
+    return res
+
+
+def mul_scalar(v, other):
+    """``v * other`` for a number ``other``: MulBackward1 on a Tensor, plain arithmetic on an ndarray."""
+    return scalar_op(v, other, MulBackward1) if isinstance(v, Tensor) else v * other
+
+
+def div_scalar(v, other):
+    """``v / other`` for a number ``other``: DivBackward1 on a Tensor, plain arithmetic on an ndarray."""
+    return scalar_op(v, other, DivBackward1) if isinstance(v, Tensor) else v / other
+
+
+def add_scalar(v, other):
+    """``v + other`` for a number ``other``: AddBackward1 on a Tensor, plain arithmetic on an ndarray."""
+    return scalar_op(v, other, AddBackward1) if isinstance(v, Tensor) else v + other
+
+
 def is_tensor(x) -> bool:
     return isinstance(x, Tensor)
 
@@ -120,6 +186,8 @@ def binary_operands(a: Tensor, b):
         return ad.astype(dt, copy=False), b
     if isinstance(b, np.ndarray):
         return binary_operands(a, Tensor._make(b))
+    # the operator protocol needs NotImplemented (``x + obj`` then tries ``obj.__radd__``); an op called
+    # by name raises ``not_a_tensor(name, other=b)`` when it gets it
     return NotImplemented, None
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import warnings
 
 from .. import _dtype
+from .._args import not_a_tensor
 from ._core import Node, Tensor, np, op, record
 
 __all__ = ["to", "type_as", "new_zeros", "new_ones", "new_full", "new_empty", "new_tensor"]
@@ -54,8 +55,9 @@ def _device_of(value):
 
 
 def _is_dtype(value) -> bool:
-    return isinstance(value, _dtype.dtype) or type(value).__module__.startswith("torch") and \
-        type(value).__name__ == "dtype"
+    """An engine or torch dtype, or one of the Python types torch reads as a dtype (``x.to(float)``)."""
+    return isinstance(value, _dtype.dtype) or value is float or value is int or value is bool or \
+        type(value).__module__.startswith("torch") and type(value).__name__ == "dtype"
 
 
 @op(function=False)
@@ -86,26 +88,42 @@ def to(self: Tensor, *args, dtype=None, device=None, non_blocking: bool = False,
     if device is not None:
         _device_of(device)
     rest = list(args)
-    if rest and isinstance(rest[0], Tensor):
+    if rest and isinstance(rest[0], Tensor):  # to(other, non_blocking, copy)
         target = rest.pop(0).dtype
-    elif rest and not _is_dtype(rest[0]):
-        _device_of(rest.pop(0))
-    if rest:
-        if not _is_dtype(rest[0]):
-            raise TypeError(f"to() received an invalid combination of arguments: {args!r}")
+    elif rest and _is_dtype(rest[0]):  # to(dtype, non_blocking, copy)
         target = _dtype.to_dtype(rest.pop(0))
+    elif rest:  # to(device, dtype, non_blocking, copy)
+        first = rest.pop(0)
+        if first is not None:  # None: no device given, as torch allows
+            if not isinstance(first, (str, int, np.integer)) and type(first).__name__ != "device":
+                raise _to_error(args)
+            _device_of(first)
+        if rest:
+            if not _is_dtype(rest[0]):
+                raise _to_error(args)
+            target = _dtype.to_dtype(rest.pop(0))
     if rest:
         if isinstance(rest[0], bool):
             rest.pop(0)  # non_blocking: nothing is asynchronous on the CPU
         if rest and isinstance(rest[0], bool):
             copy = rest.pop(0)
+    if rest:  # anything left over: x.to(float64, 5)
+        raise _to_error(args)
     if target is None:
         target = self.dtype
     return _cast(self, target, copy)
 
 
+def _to_error(args: tuple) -> TypeError:
+    got = ", ".join(type(a).__name__ for a in args)
+    return TypeError(f"to() received an invalid combination of arguments - got ({got}), but expected one of: "
+                     "(device device=None, dtype dtype=None, bool non_blocking=False, bool copy=False), "
+                     "(dtype dtype, bool non_blocking=False, bool copy=False), "
+                     "(Tensor other, bool non_blocking=False, bool copy=False)")
+
+
 def _method(name: str, dt: _dtype.dtype):
-    def convert(self: Tensor, memory_format=None) -> Tensor:
+    def convert(self: Tensor, *, memory_format=None) -> Tensor:
         return _cast(self, dt, False)
 
     convert.__name__ = convert.__qualname__ = name
@@ -131,15 +149,26 @@ def type_(self: Tensor, dtype=None, non_blocking: bool = False, **kwargs):
     (a dtype or a legacy name such as ``'torch.DoubleTensor'``)."""
     if dtype is None:
         return f"torch.{_LEGACY_NAMES[str(self._data.dtype)]}"
-    if isinstance(dtype, str) and dtype in _BY_LEGACY:
+    if isinstance(dtype, str):
+        if dtype not in _BY_LEGACY:  # torch takes legacy type names only, not 'float'
+            raise ValueError(f"invalid type: {dtype!r}")
         dtype = _BY_LEGACY[dtype]
+    elif isinstance(dtype, type):  # torch: "invalid type: 'float'", "invalid type: 'numpy.float32'"
+        name = dtype.__qualname__ if dtype.__module__ == "builtins" else f"{dtype.__module__}.{dtype.__qualname__}"
+        raise ValueError(f"invalid type: {name!r}")
+    elif not _is_dtype(dtype):
+        raise TypeError("dtype must be a type, str, or dtype object")
     return _cast(self, _dtype.to_dtype(dtype), False)
 
 
 @op(function=False)
 def type_as(self: Tensor, other: Tensor) -> Tensor:
     """``self`` cast to ``other``'s dtype."""
-    return _cast(self, other.dtype, False)
+    try:
+        dt = other.dtype
+    except AttributeError:
+        raise not_a_tensor("type_as", other=other) from None
+    return _cast(self, dt, False)
 
 
 # --- new_* constructors: same dtype (and device) as self unless given -------------------------------------

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from ..autograd.grad_mode import STATE as GRAD_MODE
 from ..tensor import _LEAF_INPLACE, _VIEW_LEAF_INPLACE, check_inplace
-from ._core import NONE, Node, Tensor, np, op, record, sum_to, wrap_dim
+from ._core import NONE, Node, Tensor, not_a_tensor, np, op, record, sum_to, wrap_dim
 from .shape import _Embed, _nd, embed, expand, fresh, reshape, select_view, slice_view, unsqueeze, view_of
 
 __all__ = ["index_select", "index_add", "gather", "scatter", "scatter_add", "masked_select",
@@ -72,6 +72,8 @@ def _classify(item):
         return "array", arr
     if hasattr(item, "__index__") and not isinstance(item, float):
         return "int", int(item.__index__())
+    if isinstance(item, (str, bytes)):  # torch reads a string as data of an index tensor: a TypeError
+        raise TypeError(f"{_BAD_INDEX} (got {type(item).__name__})")
     raise IndexError(f"{_BAD_INDEX} (got {type(item).__name__})")
 
 
@@ -498,16 +500,31 @@ def _setitem(self: Tensor, key, value) -> None:
     if not isinstance(value, (Tensor, bool, int, float, complex, np.generic, np.ndarray)):
         raise TypeError(f"can't assign a {type(value).__name__} to a {self.dtype!r} tensor; expected a "
                         "tensor or a number")
+    if key is True or key is False:
+        if not key:
+            return  # torch ignores a lone False
+        key = None  # a lone True writes through an unsqueezed view of the whole tensor, as None does
     steps, adv, shape = _parse(self._data.shape, key)
+    if self._creation_meta is not None and GRAD_MODE.enabled:  # torch writes through a view of self
+        check_inplace(self, (value,), None if _whole(key, self._data.shape) or not steps else
+                      _STEP_VIEW[steps[-1][0]])
     fresh(self)
     if GRAD_MODE.enabled and self._rg and self._grad_fn is None:
         raise RuntimeError(_VIEW_LEAF_INPLACE if adv is None else _LEAF_INPLACE)
     check_inplace(self)
     region = _apply_steps(self._data, steps)
+    if adv is None and not region.flags.writeable and not any(
+            st == 0 and n > 1 for st, n in zip(region.strides, region.shape)):
+        # a part of an expanded view that does not overlap itself (``y.expand(2, 3)[0] = 1.``): torch writes it
+        from .inplace import writable_alias
+
+        region = _apply_steps(writable_alias(self), steps)
     is_tensor = isinstance(value, Tensor)
     if is_tensor:
         value = _value_for(region.shape, value, adv is not None)
     vdata = value._data if is_tensor else value
+    if is_tensor and adv is not None and vdata.dtype != region.dtype and _index_put_path(key, vdata.size):
+        _check_index_put_dtype(region, adv, vdata)
     track = GRAD_MODE.enabled and (self._rg or (is_tensor and value._rg))
     view = track and _is_view(self)
     if view:
@@ -550,6 +567,46 @@ def _setitem(self: Tensor, key, value) -> None:
     from .inplace import _rebase
 
     _rebase(self, node)
+
+
+def _index_put_path(key, value_numel: int) -> bool:
+    """Whether torch's setitem writes with ``index_put_`` (which wants the value's dtype to match): an
+    index tensor (a 0-d bool tensor counts, as torch turns it into one), several masks, or one mask with
+    a value of more than one element. One mask and a one-element value take ``masked_fill_``; Python bools
+    are views, not indices."""
+    masks = 0
+    for item in _as_tuple(key)[0]:
+        kind, _val = _classify(item)
+        if kind == "array" or (kind == "bool" and not isinstance(item, (bool, np.bool_))):
+            return True
+        if kind == "mask":
+            masks += 1
+    return masks > 1 or (masks == 1 and value_numel != 1)
+
+
+def _check_index_put_dtype(region: np.ndarray, adv: tuple, vdata: np.ndarray) -> None:
+    """torch's dtype check of ``index_put_``: after the index and value shape checks, before the bounds check."""
+    try:
+        np.broadcast_shapes(*[a.shape for a in adv if isinstance(a, np.ndarray)])
+    except ValueError:
+        return  # the write raises torch's IndexError for indices that do not broadcast together
+    try:
+        target = region[adv].shape
+    except IndexError:
+        target = None
+    if target is not None:
+        try:
+            np.broadcast_shapes(vdata.shape, target)
+        except ValueError:
+            return  # the write raises torch's shape error
+    from .linalg import _SCALAR_NAMES
+
+    names = [_SCALAR_NAMES.get(str(d), str(d)) for d in (region.dtype, vdata.dtype)]
+    raise RuntimeError(f"Index put requires the source and destination dtypes match, got {names[0]} for the "
+                       f"destination and {names[1]} for the source.")
+
+
+_STEP_VIEW = {"select": "Select", "slice": "Slice", "unsqueeze": "Unsqueeze"}  # torch's view per basic step
 
 
 def _whole(key, shape: tuple) -> bool:
@@ -605,9 +662,9 @@ class IndexAddBackward0(IndexPutImplBackward0):
             picked = index_select(g, self.dim, Tensor._make(self.index))
             picked = expand(picked, picked.shape)
             if self.alpha != 1:
-                from .nnops import MulBackward1, _scalar_op
+                from ._core import MulBackward1, scalar_op
 
-                return first, _scalar_op(picked, self.alpha, MulBackward1)
+                return first, scalar_op(picked, self.alpha, MulBackward1)
         return first, picked if self.alpha == 1 else picked * self.alpha
 
 
@@ -642,9 +699,11 @@ class IndexSelectBackward0(Node):
         return (embed(g, self.shape, self.key, IndexAddBackward0, accumulate=True),)
 
 
-def _index_tensor(index, name: str) -> np.ndarray:
+def _index_tensor(index, name: str, arg: str = "index") -> np.ndarray:
     arr = index._data if isinstance(index, Tensor) else np.asarray(index)
     if arr.dtype not in (np.int64, np.int32):
+        if not isinstance(index, (Tensor, np.ndarray)):
+            raise not_a_tensor(name, **{arg: index})
         raise RuntimeError(f"{name}(): Expected dtype int32/int64 for index")
     return arr
 
@@ -673,6 +732,8 @@ def index_select(input: Tensor, dim: int, index: Tensor) -> Tensor:
     arr = input._data
     idx = index._data if isinstance(index, Tensor) else np.asarray(index)
     if idx.dtype not in (np.int64, np.int32):
+        if not isinstance(index, (Tensor, np.ndarray)):
+            raise not_a_tensor("index_select", index=index)
         raise RuntimeError("index_select(): Expected dtype int32 or int64 for index")
     if idx.ndim > 1:
         raise IndexError("index_select(): Index is supposed to be a vector")
@@ -952,6 +1013,8 @@ def masked_select(input: Tensor, mask: Tensor) -> Tensor:
     arr = input._data
     m = mask._data if isinstance(mask, Tensor) else np.asarray(mask)
     if m.dtype != np.bool_:
+        if not isinstance(mask, (Tensor, np.ndarray)):
+            raise not_a_tensor("masked_select", mask=mask)
         raise RuntimeError("masked_select: expected BoolTensor for mask")
     try:
         bshape = np.broadcast_shapes(arr.shape, m.shape)
@@ -969,7 +1032,7 @@ def masked_select(input: Tensor, mask: Tensor) -> Tensor:
 @op()
 def take_along_dim(input: Tensor, indices: Tensor, dim=None) -> Tensor:
     """Pick values at ``indices`` along ``dim`` (broadcasting the other dims), or from the flattened input."""
-    idx = _index_tensor(indices, "take_along_dim")
+    idx = _index_tensor(indices, "take_along_dim", "indices")
     if dim is None:
         return gather(reshape(input, -1), 0, Tensor._make(idx.reshape(-1)))
     arr = input._data

@@ -14,10 +14,15 @@ gets ``AsStridedBackward0``. Views of bases with unusual memory layouts are refu
 
 from __future__ import annotations
 
+import warnings
+
 from .. import _dtype
-from ..tensor import check_inplace
+from ..tensor import check_inplace, view_rebase_error
 from ._core import GRAD_MODE, NONE, Node, Tensor, binary_operands, broadcast_error, np, op, sum_to
 from .arith import AddBackward0, DivBackward0, MulBackward0, NegBackward0, SubBackward0
+from .index import CopySlices as SetitemSlices
+from .pointwise import PowBackward0, PowBackward1, sign_or_zero
+from .shape import clone
 
 __all__ = ["add_", "sub_", "mul_", "div_", "zero_", "fill_", "clamp_", "clamp_min_", "clamp_max_", "copy_",
            "neg_", "exp_", "relu_", "sigmoid_", "tanh_", "pow_", "masked_fill_", "uniform_", "normal_",
@@ -32,7 +37,7 @@ _SCALAR_NAME = {"float32": "Float", "float64": "Double", "float16": "Half", "int
 # --- the protocol -----------------------------------------------------------------------------------------
 def _begin(t: Tensor, *operands) -> bool:
     """torch's checks before an in-place op; True when the op must be recorded for autograd."""
-    check_inplace(t)
+    check_inplace(t, operands)
     if not GRAD_MODE.enabled:
         return False
     record = t._rg
@@ -63,8 +68,29 @@ def _writable(t: Tensor) -> np.ndarray:
         arr = t._data = np.array(arr)
         return arr
     if not arr.flags.writeable:
+        if arr.size == 0:  # torch skips the overlap check when there is nothing to write
+            return arr.copy()
         raise RuntimeError(_OVERLAP)
     return arr
+
+
+def _writable_fill(t: Tensor) -> np.ndarray:
+    """The array a fill writes into: torch lets ``zero_``, ``fill_`` (a number) and ``masked_fill_`` write
+    one value through a self-overlapping (expanded) view, so its memory is reached through the base."""
+    arr = t._data
+    if not isinstance(arr, np.ndarray) or arr.flags.writeable:
+        return _writable(t)
+    return writable_alias(t)
+
+
+def writable_alias(t: Tensor) -> np.ndarray:
+    """A writable array over the memory of view ``t``, whose own array is read-only because it overlaps
+    itself (``expand``); raises torch's overlap error when there is no writable base to reach it through."""
+    base = t._base
+    if base is None or not base._data.flags.writeable or not base._data.flags.c_contiguous:
+        raise RuntimeError(_OVERLAP)
+    _, offset, strides = _view_geometry(t)
+    return _region(base._data.reshape(-1), offset, t._data.shape, strides)
 
 
 def _node(t: Tensor, node_cls, *operands) -> Node:
@@ -219,7 +245,7 @@ def _mul_div_(self: Tensor, other, ufunc, node_cls, op_name: str) -> Tensor:
     arr = _writable(self)
     original = None
     if rec and isinstance(other, Tensor) and other._rg:
-        original = Tensor._make(arr.copy())  # the gradient of ``other`` needs self's old value
+        original = clone(self)  # the gradient of ``other`` needs self's old value (torch saves a clone)
     if ufunc is np.divide:
         with np.errstate(divide="ignore", invalid="ignore"):
             ufunc(arr, bd, out=arr, casting="unsafe")
@@ -392,7 +418,7 @@ class CopyBackwards(Node):
 def zero_(self: Tensor) -> Tensor:
     """Fill with zeros in place (``ZeroBackward0``)."""
     rec = _begin(self)
-    _writable(self).fill(0)
+    _writable_fill(self).fill(0)
     self._vbox[0] += 1
     if rec:
         _rebase(self, _node(self, ZeroBackward0))
@@ -413,7 +439,7 @@ def fill_(self: Tensor, value) -> Tensor:
             _rebase(self, _node(self, FillBackward3, value))
         return self
     rec = _begin(self)
-    _writable(self).fill(value)
+    _writable_fill(self).fill(value)
     self._vbox[0] += 1
     if rec:
         _rebase(self, _node(self, FillBackward2))
@@ -486,7 +512,11 @@ def masked_fill_(self: Tensor, mask: Tensor, value) -> Tensor:
                            f"{value._data.ndim} dimension(s).")
     rec = _begin(self, value)
     _check_broadcast(self._data.shape, m.shape)
-    arr = _writable(self)
+    arr = _writable_fill(self)
+    if arr is not self._data:
+        warnings.warn("Use of masked_fill_ on expanded tensors is deprecated. Please clone() the tensor before "
+                      "performing this operation. This also applies to advanced indexing e.g. tensor[mask] = "
+                      "scalar", UserWarning, stacklevel=2)
     v = value._data.item() if isinstance(value, Tensor) else value
     np.copyto(arr, np.asarray(v, dtype=arr.dtype), where=m, casting="unsafe")
     self._vbox[0] += 1
@@ -594,6 +624,8 @@ def tanh_(self: Tensor) -> Tensor:
 @op()
 def relu_(self: Tensor) -> Tensor:
     """``relu`` in place (``torch.relu_`` and ``Tensor.relu_``)."""
+    if self._data.dtype == np.bool_:
+        raise RuntimeError("Boolean inputs not supported for relu")
     return _unary_(self, lambda a: np.maximum(a, 0, out=a), ReluBackward0, True, float_only=False)
 
 
@@ -618,7 +650,7 @@ class AbsBackward0(Node):
 
     def backward(self, g):
         (x,) = self.saved()
-        return (g * np.sign(_plain(x)),)
+        return (g * sign_or_zero(_plain(x)),)
 
 
 def _unary_saving_input_(self: Tensor, compute, node_cls, float_only: bool) -> Tensor:
@@ -626,7 +658,7 @@ def _unary_saving_input_(self: Tensor, compute, node_cls, float_only: bool) -> T
         _check_float_result(self)
     rec = _begin(self)
     arr = _writable(self)
-    original = Tensor._make(arr.copy()) if rec else None
+    original = clone(self) if rec else None  # torch saves ``self.clone()``: differentiable for create_graph
     with np.errstate(invalid="ignore", divide="ignore"):
         compute(arr)
     self._vbox[0] += 1
@@ -655,39 +687,6 @@ def abs_(self: Tensor) -> Tensor:
     return _unary_saving_input_(self, lambda a: np.abs(a, out=a), AbsBackward0, False)
 
 
-class PowBackward0(Node):
-    __slots__ = ("exponent",)
-
-    def backward(self, g):
-        (x,) = self.saved()
-        p = self.exponent
-        if p == 0:
-            return (_zeros_like(g),)
-        if not isinstance(x, Tensor):
-            return (g * (p * np.power(x, p - 1)),)
-        return (g * (x ** (p - 1) * p),)
-
-
-class PowBackward1(Node):
-    __slots__ = ("shapes",)
-
-    def backward(self, g):
-        x, e, out = self.saved()
-        nxt = self._next
-        gx = ge = None
-        if isinstance(g, Tensor):
-            raise RuntimeError("the native engine does not support create_graph through pow_ with a tensor "
-                               "exponent; use the out-of-place pow")
-        with np.errstate(divide="ignore", invalid="ignore"):
-            if nxt[0][0] is not None:
-                gx = sum_to(g * e * np.power(x, e - 1), self.shapes[0])
-            if nxt[1][0] is not None:
-                gl = g * out * np.log(x)
-                gl = np.where((x == 0) & (e >= 0), 0, gl)
-                ge = sum_to(gl, self.shapes[1])
-        return gx, ge
-
-
 @op(function=False)
 def pow_(self: Tensor, exponent) -> Tensor:
     """Raise to ``exponent`` (a number or a tensor) in place."""
@@ -697,20 +696,20 @@ def pow_(self: Tensor, exponent) -> Tensor:
         e = exponent._data
         _check_broadcast(self._data.shape, e.shape)
         arr = _writable(self)
-        original = Tensor._make(arr.copy()) if rec else None
+        original = clone(self) if rec else None
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             np.power(arr, e, out=arr, casting="unsafe")
         self._vbox[0] += 1
         if rec:
             node = _node(self, PowBackward1, exponent)
-            node.shapes = (arr.shape, e.shape)
+            node.a_shape, node.b_shape = arr.shape, e.shape
             _rebase(self, node)
             node.save(original, exponent, self)
         return self
     _check_result_type(self, exponent)
     rec = _begin(self)
     arr = _writable(self)
-    original = Tensor._make(arr.copy()) if rec else None
+    original = clone(self) if rec else None
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         if arr.dtype.kind in "iu" and isinstance(exponent, int) and exponent < 0:
             raise RuntimeError("Integers to negative integer powers are not allowed.")
@@ -932,21 +931,31 @@ class CopySlices(Node):
     """The base's node after an in-place op on its view: the view's region of the gradient goes through
     the op's node, the rest passes unchanged (torch's ``CopySlices``)."""
 
-    __slots__ = ("fn", "offset", "shape", "strides", "base_shape", "dtype")
+    __slots__ = ("fn", "offset", "shape", "strides", "base_shape", "dtype", "overlap")
     _saves = False
 
     def name(self) -> str:
         return "torch::autograd::CopySlices"
 
     def backward(self, g):
+        if self.overlap and not isinstance(self.fn, SetitemSlices):
+            # the op wrote a self-overlapping (expanded) view: torch copies its gradient into the overlapping
+            # region of the base's gradient, which it refuses
+            raise RuntimeError(_OVERLAP)
         if isinstance(g, Tensor):
             raise RuntimeError(_UNSUPPORTED_VIEW.format(why="create_graph=True"))
         result = np.array(g, dtype=self.dtype, order="C", copy=True)
         region = _region(result.reshape(-1), self.offset, self.shape, self.strides)
-        grads = self.fn.backward(region.copy())
+        before = region.copy()
+        grads = self.fn.backward(before.copy() if self.overlap else before)
         first = grads[0]
         if first is None:
             region[...] = 0
+        elif self.overlap:
+            # a setitem wrote a part of an expanded view that does not overlap itself: memory it wrote gets the
+            # setitem's gradient, the rest keeps the base's (copy back only what changed)
+            same = (first == before) | (np.isnan(first) & np.isnan(before))
+            np.copyto(region, first, where=~same)
         else:
             region[...] = first
         base_grad = result if self._next[0][0] is not None else None
@@ -990,6 +999,8 @@ def refresh_view(t: Tensor):
             return fn
     elif base_rg_before or not base._rg:  # a detached view, or nothing to regenerate from
         return None
+    if t._creation_meta is not None:  # torch cannot regenerate an output of split/chunk/unbind either
+        raise view_rebase_error(t, direct=False)
     _, offset, strides = _view_geometry(t)
     v = t._data
     node = AsStridedBackward0((base._edge(),))
@@ -1011,6 +1022,7 @@ def _copy_slices(t: Tensor, node: Node) -> None:
     cs = CopySlices((base._edge(),) + tuple(node._next[1:]))
     cs.fn, cs.offset, cs.shape, cs.strides = node, offset, shape, tuple(strides)
     cs.base_shape, cs.dtype = base._data.shape, base._data.dtype
+    cs.overlap = not v.flags.writeable and v.size > 0  # a fill through an expanded view
     cs._omd = (base._data.shape, base._data.dtype)
     _stamp(base, cs)
     base._grad_fn = cs

@@ -16,7 +16,7 @@ When nothing requires grad, ``matmul`` is a single numpy call.
 
 from __future__ import annotations
 
-from ._core import GRAD_MODE, Node, Tensor, broadcast_error, np, op, record
+from ._core import GRAD_MODE, Node, Tensor, broadcast_error, not_a_tensor, np, op, record
 
 __all__ = ["matmul", "mm", "bmm", "mv", "dot", "addmm", "outer", "einsum"]
 
@@ -355,6 +355,25 @@ def _same_dtype_mm(ad, bd) -> None:
                            f"{_DTYPE_NAMES[str(ad.dtype)]} != {_DTYPE_NAMES[str(bd.dtype)]}")
 
 
+def _no_bool_kernel(kernel: str) -> NotImplementedError:
+    """torch has no CPU kernel of the matrix products for bool (it skips the kernel when nothing is summed)."""
+    return NotImplementedError(f"\"{kernel}\" not implemented for 'Bool'")
+
+
+def _bmm_dtypes(ad: np.ndarray, bd: np.ndarray) -> bool:
+    """torch's dtype checks of ``bmm`` (bool, then mixed dtypes; both skipped when the product sums
+    nothing or is empty). True when the operands' dtypes differ but the product is empty anyway."""
+    empty = ad.shape[0] == 0 or ad.shape[1] == 0 or ad.shape[2] == 0 or bd.shape[2] == 0
+    if empty:
+        return ad.dtype != bd.dtype
+    if ad.dtype == np.bool_:
+        raise _no_bool_kernel("bmm")
+    if ad.dtype != bd.dtype:
+        raise RuntimeError(f"expected scalar type {_SCALAR_NAMES[str(ad.dtype)]} but found "
+                           f"{_SCALAR_NAMES[str(bd.dtype)]}")
+    return False
+
+
 def _shape_x(shape) -> str:
     return "x".join(map(str, shape))
 
@@ -379,7 +398,10 @@ def mm(input: Tensor, mat2: Tensor) -> Tensor:
         >>> torch.mm(torch.ones(2, 3), torch.ones(3, 4)).shape
         torch.Size([2, 4])
     """
-    ad, bd = input._data, mat2._data
+    try:
+        ad, bd = input._data, mat2._data
+    except AttributeError:
+        raise not_a_tensor("mm", input=input, mat2=mat2) from None
     if ad.ndim != 2:
         raise RuntimeError("self must be a matrix")
     if bd.ndim != 2:
@@ -389,6 +411,8 @@ def mm(input: Tensor, mat2: Tensor) -> Tensor:
                            f"{_shape_x(bd.shape)})")
     if ad.dtype != bd.dtype:
         _same_dtype_mm(ad, bd)
+    if ad.dtype.kind == "b" and ad.size and bd.size:
+        raise _no_bool_kernel("addmm_impl_cpu_")
     res, node = record(ad.dot(bd), MmBackward0, input, mat2)
     if node is not None:
         # _save_operands inlined, and the layout asked only of an operand whose gradient is needed
@@ -407,7 +431,10 @@ def mm(input: Tensor, mat2: Tensor) -> Tensor:
 @op()
 def bmm(input: Tensor, mat2: Tensor) -> Tensor:
     """Batched matrix product of two 3-D tensors ``(b, n, m) @ (b, m, p)``."""
-    ad, bd = input._data, mat2._data
+    try:
+        ad, bd = input._data, mat2._data
+    except AttributeError:
+        raise not_a_tensor("bmm", input=input, mat2=mat2) from None
     if ad.ndim != 3:
         raise RuntimeError("batch1 must be a 3D tensor")
     if bd.ndim != 3:
@@ -415,8 +442,12 @@ def bmm(input: Tensor, mat2: Tensor) -> Tensor:
     if ad.shape[0] != bd.shape[0] or ad.shape[2] != bd.shape[1]:
         raise RuntimeError(f"Expected size for first two dimensions of batch2 tensor to be: "
                            f"[{ad.shape[0]}, {ad.shape[2]}] but got: [{bd.shape[0]}, {bd.shape[1]}].")
-    if ad.dtype != bd.dtype:
-        _same_dtype_mm(ad, bd)
+    if (ad.dtype != bd.dtype or ad.dtype.kind == "b") and _bmm_dtypes(ad, bd):
+        # torch skips the dtype check when the product is empty: zeros of mat2's dtype, which autograd
+        # refuses when that is not a floating dtype and an operand requires grad
+        ad = ad.astype(bd.dtype)
+        if bd.dtype.kind not in "fc" and GRAD_MODE.enabled and (input._rg or mat2._rg):
+            raise RuntimeError(f"Autograd not support dtype: {_SCALAR_NAMES[str(bd.dtype)]}")
     res, node = record(np.matmul(ad, bd), BmmBackward0, input, mat2)
     if node is not None:
         _save_operands(node, input, mat2)
@@ -426,7 +457,10 @@ def bmm(input: Tensor, mat2: Tensor) -> Tensor:
 @op()
 def mv(input: Tensor, vec: Tensor) -> Tensor:
     """Matrix-vector product ``(n, m) @ (m,)``."""
-    ad, bd = input._data, vec._data
+    try:
+        ad, bd = input._data, vec._data
+    except AttributeError:
+        raise not_a_tensor("mv", input=input, vec=vec) from None
     if ad.ndim == 0:  # torch reads the matrix's size(0) first
         raise IndexError("Dimension specified as 0 but tensor has no dimensions")
     if ad.ndim != 2 or bd.ndim != 1:
@@ -438,6 +472,8 @@ def mv(input: Tensor, vec: Tensor) -> Tensor:
         names = (_SCALAR_NAMES[str(bd.dtype)], _SCALAR_NAMES[str(ad.dtype)], _SCALAR_NAMES[str(bd.dtype)])
         raise RuntimeError("addmv input tensors must have the same dtype, but got {}, {}, and {}"
                            .format(*names))
+    if ad.dtype.kind == "b" and ad.size:
+        raise _no_bool_kernel("addmv_impl_cpu")
     res, node = record(ad.dot(bd), MvBackward0, input, vec)
     if node is not None:
         _save_operands(node, input, vec)
@@ -447,7 +483,10 @@ def mv(input: Tensor, vec: Tensor) -> Tensor:
 @op()
 def dot(input: Tensor, tensor: Tensor) -> Tensor:
     """Inner product of two 1-D tensors with the same number of elements."""
-    ad, bd = input._data, tensor._data
+    try:
+        ad, bd = input._data, tensor._data
+    except AttributeError:
+        raise not_a_tensor("dot", input=input, tensor=tensor) from None
     if ad.ndim != 1 or bd.ndim != 1:
         raise RuntimeError(f"1D tensors expected, but got {ad.ndim}D and {bd.ndim}D tensors")
     if ad.shape[0] != bd.shape[0]:
@@ -457,6 +496,8 @@ def dot(input: Tensor, tensor: Tensor) -> Tensor:
     if ad.dtype != bd.dtype:
         raise RuntimeError(f"dot : expected both vectors to have same dtype, but found "
                            f"{_SCALAR_NAMES[str(ad.dtype)]} and {_SCALAR_NAMES[str(bd.dtype)]}")
+    if ad.dtype.kind == "b":
+        raise _no_bool_kernel("dot")
     res, node = record(np.asarray(np.dot(ad, bd)), DotBackward0, input, tensor)
     if node is not None:
         _save_operands(node, input, tensor)
@@ -469,6 +510,8 @@ def outer(input: Tensor, vec2: Tensor) -> Tensor:
     """Outer product of two 1-D tensors; torch records ``input.view(-1, 1) * vec2`` (``MulBackward0``)."""
     from .arith import mul
 
+    if not (isinstance(input, Tensor) and isinstance(vec2, Tensor)):  # torch checks types before shapes
+        raise not_a_tensor("outer", input=input, vec2=vec2)
     if input._data.ndim != 1:
         raise RuntimeError(f"outer: Expected 1-D argument self, but got {input._data.ndim}-D")
     if vec2._data.ndim != 1:
@@ -504,8 +547,14 @@ def addmm(input: Tensor, mat1: Tensor, mat2: Tensor, *, beta=1, alpha=1) -> Tens
         raise RuntimeError(f"mat1 and mat2 shapes cannot be multiplied ({_shape_x(ad.shape)} and "
                            f"{_shape_x(bd.shape)})")
     if ad.dtype != bd.dtype or id_.dtype != ad.dtype:
-        _same_dtype_mm(ad, bd)
-        _same_dtype_mm(ad, id_)
+        for first, name in ((id_, "self"), (ad, "mat1")):
+            if first.dtype != bd.dtype:
+                raise RuntimeError(f"{name} and mat2 must have the same dtype, but got "
+                                   f"{_SCALAR_NAMES[str(first.dtype)]} and {_SCALAR_NAMES[str(bd.dtype)]}")
+    if ad.dtype.kind == "b" and ad.shape[0] and bd.shape[1]:
+        if not ad.shape[1]:
+            raise RuntimeError("result type Long can't be cast to the desired output type Bool")
+        raise _no_bool_kernel("addmm_impl_cpu_")
     target = (ad.shape[0], bd.shape[1])
     if id_.shape != (target[1],) and id_.shape != target:
         _check_expand(id_.shape, target)
@@ -594,7 +643,7 @@ def matmul(input: Tensor, other: Tensor) -> Tensor:
         return mm(input, other)
     if da == 0 or db == 0:
         raise RuntimeError(f"both arguments to matmul need to be at least 1D, but they are {da}D and {db}D")
-    if not (GRAD_MODE.enabled and (input._rg or other._rg)) and ad.dtype == bd.dtype:
+    if not (GRAD_MODE.enabled and (input._rg or other._rg)) and ad.dtype == bd.dtype and ad.dtype.kind != "b":
         # nothing to record: one numpy call (the full path below only to word an error as torch does)
         try:
             out = np.matmul(ad, bd)
@@ -631,8 +680,12 @@ def _matmul_graph(a: Tensor, b: Tensor) -> Tensor:
             out = _unsafe_view(mm(t1_folded, t2), out_shape)
             if not transpose:
                 return out
+            folded_out = out
             out = _transpose(out, -2, -1)  # torch's .contiguous(): no copy when already contiguous
-            return out if out._data.flags.c_contiguous else _clone(out)
+            if not out._data.flags.c_contiguous:
+                return _clone(out)
+            out._base = folded_out  # then the result is torch's transposed view (in-place ops rebase it)
+            return out
         return _unsafe_view(mv(t1_folded, t2), out_shape)
     sa, sb = a._data.shape, b._data.shape
     n = sa[-2] if da > 1 else 1

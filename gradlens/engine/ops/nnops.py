@@ -7,15 +7,17 @@ top-level ``torch.X`` signature where it exists (``torch.dropout(input, p, train
 ``torch.embedding(weight, indices, ...)``, ``torch.layer_norm``, ``torch.binary_cross_entropy_with_logits``,
 ``torch.constant_pad_nd``); ``nn.functional`` adapts. Node names are torch's (``GeluBackward0``,
 ``NllLossBackward0``, ``NativeLayerNormBackward0``, ...). Backward formulas dispatch on ndarray vs Tensor so
-that ``create_graph=True`` records them.
+that ``create_graph=True`` records them. ``inplace=True`` activations write into their input by the in-place
+protocol of ``inplace.py`` and save what torch saves: the result (``LeakyReluBackward1``, ``EluBackward1``) or
+a clone of the input (``hardtanh_``, ``silu_``).
 """
 
 from __future__ import annotations
 
 import math
 
-from .. import _dtype
-from ._core import GRAD_MODE, NONE, Node, Tensor, np, op, record
+from ._core import GRAD_MODE, NONE, AddBackward1, DivBackward1, MulBackward1, Node, Tensor, np, op, record
+from ._core import scalar_op as _scalar_op
 
 __all__ = [
     "silu",
@@ -26,6 +28,7 @@ __all__ = [
     "elu",
     "softplus",
     "dropout",
+    "dropout_",
     "embedding",
     "layer_norm",
     "batch_norm",
@@ -204,6 +207,8 @@ class GeluBackward0(Node):
 @op(method=False, function=False)
 def gelu(input: Tensor, approximate: str = "none") -> Tensor:
     """Gaussian error linear unit, exact (``'none'``) or with the tanh approximation."""
+    if approximate in ("tanh", "none"):
+        _float_kernel(input, "GeluKernelImpl")
     x = input._data
     if approximate == "tanh":
         inner = (x + x * x * x * _K_KAPPA) * _K_BETA
@@ -229,29 +234,75 @@ class LeakyReluBackward0(Node):
         return (g * np.where(pos, 1.0, self.slope).astype(_data(x).dtype),)
 
 
-def _inplace_result(input: Tensor, res: Tensor) -> Tensor:
-    """Finish an ``inplace=True`` activation: outside autograd write into ``input``; with autograd the
-    result stays a new tensor (the native engine records in-place activations out of place)."""
-    if res._grad_fn is None and not input._rg:
-        from ..tensor import check_inplace
+class LeakyReluBackward1(LeakyReluBackward0):
+    """``leaky_relu_`` saves its result (the input is overwritten); it has the input's sign unless the slope
+    is negative, which torch refuses when backward runs."""
 
-        check_inplace(input)
-        input._data[...] = res._data
-        input._vbox[0] += 1
-        return input
-    return res
+    __slots__ = ()
+
+    def backward(self, g):
+        if self.slope < 0:
+            raise RuntimeError(_NEGATIVE_SLOPE.format(op="leakyReLu"))
+        return LeakyReluBackward0.backward(self, g)
+
+
+_NEGATIVE_SLOPE = (
+    "In-place {op} backward calculation is triggered with a negative slope which is not supported. This is "
+    "caused by calling in-place forward function with a negative slope, please call out-of-place version "
+    "instead."
+)
+
+
+def _float_kernel(input: Tensor, kernel: str) -> None:
+    """torch's CPU kernels of most activations exist for floating dtypes only."""
+    dt = input._data.dtype
+    if dt.kind != "f":
+        raise NotImplementedError(f"\"{kernel}\" not implemented for '{_type_word(dt)}'")
+
+
+def _write_inplace(input: Tensor, out: np.ndarray, node_cls, save_result: bool):
+    """Finish an ``inplace=True`` activation whose value ``out`` was computed from ``input``, by torch's
+    in-place protocol: checks, write into ``input``, bump its version, record ``node_cls`` and rebase
+    ``input`` onto it (``CopySlices`` for a view). The node saves the result (``save_result``: torch's
+    ``...Backward1`` forms) or a copy of the input taken before the write (torch saves ``self.clone()``
+    for ``hardtanh_`` and ``silu_``). Returns the node, or None when nothing was recorded."""
+    from .inplace import _begin, _node, _rebase, _writable
+    from .shape import clone
+
+    rec = _begin(input)
+    arr = _writable(input)
+    original = clone(input) if rec and not save_result else None
+    np.copyto(arr, out, casting="unsafe")
+    input._vbox[0] += 1
+    if not rec:
+        return None
+    node = _node(input, node_cls)
+    _rebase(input, node)
+    node.save(input if save_result else original)
+    return node
+
+
+def _activation(input: Tensor, out: np.ndarray, inplace: bool, node_cls, inplace_cls, save_result: bool):
+    """The result of an activation (``input`` itself when ``inplace``) and its node (None if not recorded).
+    Out of place the node saves the input."""
+    if inplace:
+        return input, _write_inplace(input, out, inplace_cls, save_result)
+    res, node = record(out, node_cls, input)
+    if node is not None:
+        node.save(input)
+    return res, node
 
 
 @op(method=False, function=False)
 def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:
-    """``x`` where positive, ``negative_slope * x`` elsewhere."""
+    """``x`` where positive, ``negative_slope * x`` elsewhere (in place: ``LeakyReluBackward1``)."""
+    _float_kernel(input, "leaky_relu_cpu")
     x = input._data
-    out = np.where(x > 0, x, x * negative_slope)
-    res, node = record(out, LeakyReluBackward0, input)
+    out = np.where(x > 0, x, x * negative_slope).astype(x.dtype, copy=False)
+    res, node = _activation(input, out, inplace, LeakyReluBackward0, LeakyReluBackward1, True)
     if node is not None:
         node.slope = negative_slope
-        node.save(input)
-    return _inplace_result(input, res) if inplace else res
+    return res
 
 
 class EluBackward0(Node):
@@ -271,18 +322,37 @@ class EluBackward0(Node):
         return (g * (d * negf + (1.0 - negf) * self.scale),)
 
 
+class EluBackward1(EluBackward0):
+    """``elu_`` saves its result: where it is <= 0 the derivative is ``input_scale * (result + alpha*scale)``."""
+
+    __slots__ = ()
+
+    def backward(self, g):
+        if self.alpha < 0:
+            raise RuntimeError(_NEGATIVE_SLOPE.format(op="elu"))
+        (r,) = self.saved()
+        rd = _data(r)
+        neg = rd <= 0
+        d = (r + self.alpha * self.scale) * self.input_scale
+        if _is_arr(r):
+            return (g * np.where(neg, d, self.scale).astype(rd.dtype),)
+        negf = neg.astype(rd.dtype)
+        return (g * (d * negf + (1.0 - negf) * self.scale),)
+
+
 @op(method=False, function=False)
 def elu(
     input: Tensor, alpha: float = 1.0, inplace: bool = False, scale: float = 1.0, input_scale: float = 1.0
 ) -> Tensor:
-    """Exponential linear unit: ``x`` for positive ``x``, ``alpha * (exp(x) - 1)`` elsewhere."""
+    """Exponential linear unit: ``x`` for positive ``x``, ``alpha * (exp(x) - 1)`` elsewhere (in place:
+    ``EluBackward1``)."""
+    _float_kernel(input, "elu_cpu")
     x = input._data
     out = np.where(x <= 0, np.expm1(x * input_scale) * (alpha * scale), x * scale).astype(x.dtype, copy=False)
-    res, node = record(out, EluBackward0, input)
+    res, node = _activation(input, out, inplace, EluBackward0, EluBackward1, True)
     if node is not None:
         node.alpha, node.scale, node.input_scale = alpha, scale, input_scale
-        node.save(input)
-    return _inplace_result(input, res) if inplace else res
+    return res
 
 
 class SoftplusBackward0(Node):
@@ -302,6 +372,7 @@ class SoftplusBackward0(Node):
 @op(method=False, function=False)
 def softplus(input: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
     """``log(1 + exp(beta * x)) / beta``, linear above ``threshold``."""
+    _float_kernel(input, "softplus_cpu")
     x = input._data
     xb = x * beta
     with np.errstate(over="ignore"):
@@ -324,13 +395,12 @@ class SiluBackward0(Node):
 
 @op(method=False, function=False)
 def silu(input: Tensor, inplace: bool = False) -> Tensor:
-    """``x * sigmoid(x)`` (``SiluBackward0``)."""
+    """``x * sigmoid(x)`` (``SiluBackward0``; in place it saves a copy of the input)."""
+    _float_kernel(input, "silu_cpu")
     x = input._data
-    out = np.asarray(x * _np_sigmoid(x), dtype=x.dtype)
-    res, node = record(out, SiluBackward0, input)
-    if node is not None:
-        node.save(input)
-    return _inplace_result(input, res) if inplace else res
+    with np.errstate(invalid="ignore"):  # -inf * 0
+        out = np.asarray(x * _np_sigmoid(x), dtype=x.dtype)
+    return _activation(input, out, inplace, SiluBackward0, SiluBackward0, False)[0]
 
 
 class HardtanhBackward0(Node):
@@ -339,20 +409,24 @@ class HardtanhBackward0(Node):
     def backward(self, g):
         (x,) = self.saved()
         xd = _data(x)
-        inside = ((xd > self.min_val) & (xd < self.max_val)).astype(xd.dtype)
+        # torch zeroes the gradient where x <= min or x >= max: a nan input passes its gradient
+        inside = ~((xd <= self.min_val) | (xd >= self.max_val))
+        inside = inside.astype(xd.dtype)
         return (g * inside,)
 
 
 @op(method=False, function=False)
 def hardtanh(input: Tensor, min_val: float = -1.0, max_val: float = 1.0, inplace: bool = False) -> Tensor:
-    """Clamp to ``[min_val, max_val]`` with zero gradient outside (``HardtanhBackward0``)."""
+    """Clamp to ``[min_val, max_val]`` with zero gradient outside (``HardtanhBackward0``; in place it saves
+    a copy of the input)."""
     x = input._data
+    if x.dtype == np.bool_:
+        raise RuntimeError("Bool inputs not supported for hardtanh")
     out = np.asarray(np.clip(x, min_val, max_val), dtype=x.dtype)
-    res, node = record(out, HardtanhBackward0, input)
+    res, node = _activation(input, out, inplace, HardtanhBackward0, HardtanhBackward0, False)
     if node is not None:
         node.min_val, node.max_val = min_val, max_val
-        node.save(input)
-    return _inplace_result(input, res) if inplace else res
+    return res
 
 
 class LogSigmoidBackward0(Node):
@@ -366,6 +440,7 @@ class LogSigmoidBackward0(Node):
 @op(method=False, function=False)
 def logsigmoid(input: Tensor) -> Tensor:
     """``log(sigmoid(x))``, computed stably (``LogSigmoidBackward0``)."""
+    _float_kernel(input, "log_sigmoid_cpu")
     x = input._data
     res, node = record(np.asarray(_np_log_sigmoid(x), dtype=x.dtype), LogSigmoidBackward0, input)
     if node is not None:
@@ -374,6 +449,22 @@ def logsigmoid(input: Tensor) -> Tensor:
 
 
 # --- dropout ----------------------------------------------------------------------------------------------
+def _dropout_factor(input: Tensor, p: float, train: bool):
+    """What dropout multiplies ``input`` by (a scaled random mask; a 0-d zero of the input's dtype when
+    ``p == 1``), or None when dropout leaves the input as it is (not training, ``p == 0``, no elements)."""
+    if p == 0 or not train or input._data.size == 0:
+        return None
+    x = input._data
+    if p == 1:
+        return Tensor._make(np.zeros((), dtype=x.dtype))
+    if x.dtype.kind != "f":
+        raise RuntimeError(f"result type Float can't be cast to the desired output type {_type_word(x.dtype)}")
+    from ..creation import _rng
+
+    keep = _rng(None).random(x.shape) < (1.0 - p)
+    return Tensor._make(keep.astype(x.dtype) / x.dtype.type(1.0 - p))
+
+
 @op(method=False, function=True)
 def dropout(input: Tensor, p: float, train: bool) -> Tensor:
     """Zero each element with probability ``p`` and scale the rest by ``1 / (1 - p)`` (when ``train``).
@@ -381,17 +472,15 @@ def dropout(input: Tensor, p: float, train: bool) -> Tensor:
     As in torch the result is ``input * mask`` (``MulBackward0``); outside training, with ``p == 0`` or an
     empty input, the input itself is returned.
     """
-    if p == 0 or not train or input._data.size == 0:
-        return input
-    x = input._data
-    dt = x.dtype if x.dtype.kind == "f" else _dtype.get_default_dtype().np
-    if p == 1:
-        return input * Tensor._make(np.zeros((), dtype=dt))
-    from ..creation import _rng
+    factor = _dropout_factor(input, p, train)
+    return input if factor is None else input * factor
 
-    keep = _rng(None).random(x.shape) < (1.0 - p)
-    mask = keep.astype(dt) / dt.type(1.0 - p)
-    return input * Tensor._make(mask)
+
+@op(method=False, function=True)
+def dropout_(input: Tensor, p: float, train: bool) -> Tensor:
+    """``dropout`` in place (``input.mul_(mask)``: ``MulBackward0``); returns ``input``."""
+    factor = _dropout_factor(input, p, train)
+    return input if factor is None else input.mul_(factor)
 
 
 # --- embedding ----------------------------------------------------------------------------------------------
@@ -991,50 +1080,6 @@ def cross_entropy(
     return _scalar_op(nll, 1 - label_smoothing, MulBackward1) + _scalar_op(
         ret, label_smoothing / n_classes, MulBackward1
     )
-
-
-class MulBackward1(Node):
-    """``tensor * scalar`` as ATen's ``mul.Scalar`` records it (one edge; no saved tensor)."""
-
-    __slots__ = ("other",)
-    _saves = False
-
-    def backward(self, g):
-        return (g * self.other,)
-
-
-class DivBackward1(Node):
-    """``tensor / scalar`` as ATen's ``div.Scalar`` records it."""
-
-    __slots__ = ("other",)
-    _saves = False
-
-    def backward(self, g):
-        return (g / self.other,)
-
-
-class AddBackward1(Node):
-    """``tensor + scalar`` as ATen's ``add.Scalar`` records it."""
-
-    __slots__ = ("other",)
-    _saves = False
-
-    def backward(self, g):
-        return (g,)
-
-
-def _scalar_op(t: Tensor, other, node_cls) -> Tensor:
-    """``t (*|/|+) other`` for a Python scalar, recorded as ATen's Scalar overload (MulBackward1, ...)."""
-    x = t._data
-    dt = x.dtype
-    o = dt.type(other)
-    out = np.asarray(
-        x * o if node_cls is MulBackward1 else x / o if node_cls is DivBackward1 else x + o, dtype=dt
-    )
-    res, node = record(out, node_cls, t)
-    if node is not None:
-        node.other = float(other)
-    return res
 
 
 class BinaryCrossEntropyBackward0(Node):

@@ -14,7 +14,20 @@ import builtins
 import math
 
 from .. import _dtype
-from ._core import NONE, Node, Tensor, binary_operands, broadcast_error, np, op, record, sum_to
+from ._core import (
+    NONE,
+    Node,
+    Tensor,
+    add_scalar,
+    binary_operands,
+    broadcast_error,
+    mul_scalar,
+    not_a_tensor,
+    np,
+    op,
+    record,
+    sum_to,
+)
 
 try:  # numpy's own error-state switch, without the ~2 us of ``np.errstate`` per call
     from numpy._core.umath import _extobj_contextvar as _EXTOBJ
@@ -127,7 +140,7 @@ class Log1PBackward0(Node):
 
     def backward(self, g):
         (x,) = self.saved()
-        return (g / (x + 1) if _any_t(g, x) else _quiet(np.divide, g, x + 1),)
+        return (g / add_scalar(x, 1) if _any_t(g, x) else _quiet(np.divide, g, x + 1),)
 
 
 class Expm1Backward0(Node):
@@ -135,7 +148,7 @@ class Expm1Backward0(Node):
 
     def backward(self, g):
         (r,) = self.saved()
-        return (g * (r + 1),)
+        return (g * add_scalar(r, 1),)
 
 
 class SqrtBackward0(Node):
@@ -143,7 +156,7 @@ class SqrtBackward0(Node):
 
     def backward(self, g):
         (r,) = self.saved()
-        return (g / (r * 2) if _any_t(g, r) else _quiet(np.divide, g, r * 2),)
+        return (g / mul_scalar(r, 2) if _any_t(g, r) else _quiet(np.divide, g, r * 2),)
 
 
 class RsqrtBackward0(Node):
@@ -151,6 +164,8 @@ class RsqrtBackward0(Node):
 
     def backward(self, g):
         (r,) = self.saved()
+        if _any_t(g, r):  # torch's formula, recorded as torch records it: -0.5 * grad * result.pow(3)
+            return (mul_scalar(g, -0.5) * r ** 3,)
         return (g * (r * r * r) * -0.5,)
 
 
@@ -199,6 +214,8 @@ class ErfBackward0(Node):
 
     def backward(self, g):
         (x,) = self.saved()
+        if _any_t(g, x):  # torch's formula, recorded as torch records it: 2/sqrt(pi) * exp(-x.pow(2)) * grad
+            return (mul_scalar(_exp(-(x ** 2)), 2.0 / math.sqrt(math.pi)) * g,)
         return (g * (_exp(-(x * x)) * (2.0 / math.sqrt(math.pi))),)
 
 
@@ -385,7 +402,7 @@ class AtanBackward0(Node):
 
     def backward(self, g):
         (x,) = self.saved()
-        return (g / (x * x + 1),)
+        return (g / add_scalar(x * x, 1),)
 
 
 class ErfcBackward0(Node):
@@ -537,6 +554,8 @@ class Atan2Backward0(Node):
 def atan2(input: Tensor, other: Tensor) -> Tensor:
     """The angle of the point ``(other, input)``: ``atan(input / other)`` with the right quadrant."""
     ad, bd = binary_operands(input, other)
+    if ad is NotImplemented:
+        raise not_a_tensor("atan2", other=other)
     if ad.dtype.kind != "f":
         dt = _dtype.get_default_dtype().np
         ad, bd = ad.astype(dt), bd.astype(dt)
@@ -566,6 +585,8 @@ class LogaddexpBackward0(Node):
 def logaddexp(input: Tensor, other: Tensor) -> Tensor:
     """``log(exp(input) + exp(other))`` without overflow."""
     ad, bd = binary_operands(input, other)
+    if ad is NotImplemented:
+        raise not_a_tensor("logaddexp", other=other)
     try:
         out = _quiet(np.logaddexp, ad, bd)
     except ValueError:
@@ -595,7 +616,14 @@ class AbsBackward0(Node):
 
     def backward(self, g):
         (x,) = self.saved()
-        return (g * np.sign(_arr(x)),)
+        if isinstance(x, Tensor):  # torch's formula records grad * self.sgn() (SgnBackward0) under create_graph
+            return (g * sgn(x),)
+        return (g * sign_or_zero(x),)
+
+
+def sign_or_zero(a: np.ndarray) -> np.ndarray:
+    """torch's ``sgn`` as abs' backward uses it: the sign, and 0 (not nan) for nan."""
+    return np.nan_to_num(np.sign(a))
 
 
 class SignBackward0(Node):
@@ -682,7 +710,7 @@ class PowBackward0(Node):
         if e == 0:
             return (_zeros(g),)
         if _any_t(g, x):
-            return (g * (pow(x, e - 1) * e),)
+            return (g * mul_scalar(pow(x, e - 1), e),)
         return (g * _quiet(np.multiply, e, _quiet(np.power, x, e - 1)),)
 
 
@@ -719,7 +747,7 @@ class PowBackward2(Node):
 
     def backward(self, g):
         e, r = self.saved()
-        gr = g * (r * self.log_base) if _any_t(g, r) else _quiet(lambda: g * (r * self.log_base))
+        gr = g * mul_scalar(r, self.log_base) if _any_t(g, r) else _quiet(lambda: g * (r * self.log_base))
         if self.zero_base:
             return (_keep(gr, _arr(e) < 0),)
         return (gr,)
@@ -1342,12 +1370,21 @@ for _f, _n in ((eq, "eq"), (ne, "ne"), (lt, "lt"), (le, "le"), (gt, "gt"), (ge, 
 @op()
 def equal(input: Tensor, other: Tensor) -> bool:
     """True when both tensors have the same shape and elements."""
-    return input._data.shape == other._data.shape and bool(np.array_equal(input._data, other._data))
+    try:
+        ad, bd = input._data, other._data
+    except AttributeError:
+        raise not_a_tensor("equal", input=input, other=other) from None
+    return ad.shape == bd.shape and bool(np.array_equal(ad, bd))
 
 
 def _logical(npfn):
     def fn(input: Tensor, other) -> Tensor:
-        b = other._data if isinstance(other, Tensor) else other
+        if isinstance(other, Tensor):
+            b = other._data
+        elif isinstance(other, (bool, int, float, np.generic, np.ndarray)):
+            b = other
+        else:
+            raise not_a_tensor(npfn.__name__, other=other)
         try:
             return Tensor._make(_nd(npfn(input._data, b)))
         except ValueError:

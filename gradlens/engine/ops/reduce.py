@@ -743,8 +743,15 @@ def _vector_norm(arr: np.ndarray, p, axes, keepdim: bool) -> np.ndarray:
         return np.sum(a, axis=axes, keepdims=keepdim)
     if math.isinf(p):
         if a.size == 0:
-            raise RuntimeError("linalg.vector_norm cannot compute the inf norm on an empty tensor because "
-                               "the operation does not have an identity")
+            name = "inf" if p > 0 else "-inf"
+            if axes is None:
+                raise RuntimeError(f"linalg.vector_norm cannot compute the {name} norm on an empty tensor because "
+                                   "the operation does not have an identity")
+            for d in axes if isinstance(axes, (tuple, list)) else (axes,):
+                if a.shape[d] == 0:  # (torch's message lacks the space before "because")
+                    raise RuntimeError(f"linalg.vector_norm cannot compute the {name} norm on the dimension "
+                                       f"{d % a.ndim}because this dimension is empty and the operation does not "
+                                       "have an identity")
         return (np.max if p > 0 else np.min)(a, axis=axes, keepdims=keepdim)
     if p == 0:
         return np.sum(a != 0, axis=axes, keepdims=keepdim).astype(arr.dtype)

@@ -15,7 +15,8 @@ import warnings
 
 from ..autograd.grad_mode import STATE as GRAD_MODE
 from ..autograd.graph import NONE_EDGE
-from ._core import Node, Tensor, np, op, record, sum_to, wrap_dim
+from ..tensor import MULTI_OUTPUT, NO_GRAD_MODE
+from ._core import Node, Tensor, not_a_tensor, np, op, record, sum_to, wrap_dim
 
 __all__ = ["view_of", "fresh", "embed", "slice_dim", "select_dim"]
 
@@ -40,9 +41,16 @@ def view_of(arr: np.ndarray, node_cls: type[Node], input: Tensor):
     else:
         node = None
         res = Tensor._make(arr)
+        if not GRAD_MODE.enabled and not GRAD_MODE.inference and arr.dtype.kind in "fc":
+            res._creation_meta = NO_GRAD_MODE  # torch refuses an in-place change of it once grad mode is on
     res._vbox = input._vbox
     base = input._base
-    res._base = base if base is not None else input
+    if base is None:
+        res._base = input
+    else:
+        res._base = base
+        if input._creation_meta is not None:  # a view of an output of split/chunk/unbind inherits its meta
+            res._creation_meta = input._creation_meta
     return res, node
 
 
@@ -274,13 +282,21 @@ def reshape(input: Tensor, *shape) -> Tensor:
 @op(function=False)
 def view_as(input: Tensor, other: Tensor) -> Tensor:
     """``input.view(other.shape)``."""
-    return _view(input, other._data.shape)
+    try:
+        shape = other._data.shape
+    except AttributeError:
+        raise not_a_tensor("view_as", other=other) from None
+    return _view(input, shape)
 
 
 @op(function=False)
 def reshape_as(input: Tensor, other: Tensor) -> Tensor:
     """``input.reshape(other.shape)``."""
-    return _reshape(input, other._data.shape)
+    try:
+        shape = other._data.shape
+    except AttributeError:
+        raise not_a_tensor("reshape_as", other=other) from None
+    return _reshape(input, shape)
 
 
 @op()
@@ -670,7 +686,12 @@ def _expand(input: Tensor, sizes: tuple) -> Tensor:
                                f"at non-singleton dimension {i}.  Target sizes: {list(sizes)}.  Tensor "
                                f"sizes: {list(shape)}")
         target.append(s)
-    res, node = view_of(_broadcast(arr, tuple(target), lead), ExpandBackward0, input)
+    try:
+        view = _broadcast(arr, tuple(target), lead)
+    except ValueError:  # a size below -1 where the tensor's size is 1
+        raise RuntimeError(f"The expanded size of the tensor ({min(sizes)}) must be non-negative, or -1 to keep "
+                           f"a dimension's size.  Target sizes: {list(sizes)}.  Tensor sizes: {list(shape)}") from None
+    res, node = view_of(view, ExpandBackward0, input)
     if node is not None:
         node.shape = shape
     return res
@@ -729,7 +750,11 @@ def expand(input: Tensor, *sizes) -> Tensor:
 @op(function=False)
 def expand_as(input: Tensor, other: Tensor) -> Tensor:
     """``input.expand(other.shape)``."""
-    return _expand(input, other._data.shape)
+    try:
+        shape = other._data.shape
+    except AttributeError:
+        raise not_a_tensor("expand_as", other=other) from None
+    return _expand(input, shape)
 
 
 @op()
@@ -891,8 +916,9 @@ def _tensor_list(tensors, name: str) -> list:
     tensors = list(tensors)
     for t in tensors:
         if not isinstance(t, Tensor):
-            raise TypeError(f"expected Tensor as element {tensors.index(t)} in argument 0, but got "
-                            f"{type(t).__name__}")
+            # not tensors.index(t): it compares the Tensors before t with t, elementwise
+            i = next(i for i, u in enumerate(tensors) if u is t)
+            raise TypeError(f"expected Tensor as element {i} in argument 0, but got {type(t).__name__}")
     return tensors
 
 
@@ -1089,11 +1115,15 @@ def _record_multi(arrays: list, node_cls: type[_MultiOutput], input: Tensor, dim
         omd = tuple((a.shape, a.dtype) for a in arrays)
         node._omd = omd[0] if len(arrays) == 1 else omd
     base = input._base if input._base is not None else input
+    # torch refuses in-place changes of these views while autograd could see them (check_inplace)
+    meta = (MULTI_OUTPUT if GRAD_MODE.enabled else NO_GRAD_MODE) if input._data.dtype.kind in "fc" else None
     outs = []
     for i, a in enumerate(arrays):
         t = Tensor._make(a, node, i if node is not None else 0)
         t._vbox = input._vbox
         t._base = base
+        if meta is not None:
+            t._creation_meta = meta
         outs.append(t)
     return tuple(outs)
 

@@ -66,6 +66,7 @@ def get_total_norm(tensors, norm_type: float = 2.0, error_if_nonfinite: bool = F
 
 def clip_grads_with_norm_(parameters, max_norm: float, total_norm: Tensor, foreach=None) -> None:
     """Scale the gradients of ``parameters`` by ``min(max_norm / (total_norm + 1e-6), 1)``."""
+    max_norm = float(max_norm)
     parameters = [parameters] if isinstance(parameters, Tensor) else list(parameters)
     grads = [p.grad for p in parameters if p.grad is not None]
     if not grads:
@@ -105,6 +106,7 @@ def clip_grad_norm_(
         >>> float(torch.nn.utils.clip_grad_norm_([p], 1.0))
         6.0
     """
+    max_norm, norm_type = float(max_norm), float(norm_type)  # torch's ValueError/TypeError, also with no grads
     parameters = _as_list(parameters)
     grads = [p.grad for p in parameters if p.grad is not None]
     total_norm = get_total_norm(grads, norm_type, error_if_nonfinite, foreach)
