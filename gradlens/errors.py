@@ -51,6 +51,15 @@ class FindingError(GradlensError, RuntimeError):
     """Raised by ``watch(on_finding="raise")`` when a rule reports an error; ``.finding`` holds it."""
 
     def __init__(self, finding):
+        from .findings import Finding  # findings imports this module
+
+        if not isinstance(finding, Finding):
+            raise TypeError(f"FindingError(finding) expects a gradlens.Finding; received "
+                            f"{type(finding).__name__}. Fix: raise FindingError(lens.findings[0]), or raise "
+                            "GradlensError for a message of your own.")
         self.finding = finding
         where = f" at {finding.location}" if finding.location else ""
         super().__init__(f"[{finding.kind}]{where}: {finding.message}")
+
+    def __reduce__(self):
+        return type(self), (self.finding,)  # pickling (multiprocessing, pytest-xdist) rebuilds from the finding

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from ._checks import check_choice, check_int, check_type, shown
 from .errors import RecordError
 
 __all__ = ["Finding", "Location", "SEVERITIES", "RULES", "FINDING_FORMAT", "FINDING_VERSION"]
@@ -42,13 +43,20 @@ class Location:
 
     Attributes:
         file: path of the source file.
-        line: 1-based line number.
+        line: 1-based line number; 0 when unknown (None is read as 0).
         function: name of the enclosing function (``<module>`` at top level).
     """
 
     file: str
     line: int
     function: str
+
+    def __post_init__(self) -> None:
+        check_type(self.file, "Location.file", str, "a source file path (str)")
+        line = 0 if self.line is None else self.line  # frame.f_lineno is None on some instructions
+        line = check_int(line, "Location.line", minimum=0, meaning="1-based; 0 when unknown")
+        object.__setattr__(self, "line", line)
+        check_type(self.function, "Location.function", str, "a function name (str)")
 
     def __str__(self) -> str:
         return f"{self.file}:{self.line} in {self.function}"
@@ -77,6 +85,10 @@ class Finding:
         graph: the graph the finding concerns (a ``networkx.DiGraph``), or None.
         key: groups repeated observations of the same problem (not serialised).
 
+    Raises:
+        TypeError: a field is of the wrong type (``kind=5``, ``subject="fc.weight"``, ``step="1"``).
+        ValueError: a field is out of range (an unknown severity, ``count=0``, ``step=nan``).
+
     Example:
         >>> f = Finding("accumulation", "info", "4 backward passes per step.", step=1)
         >>> Finding.from_dict(f.to_dict()) == f
@@ -95,10 +107,24 @@ class Finding:
     key: str = field(default="", compare=False, repr=False)
 
     def __post_init__(self) -> None:
-        if self.severity not in SEVERITIES:
-            raise ValueError(f"Finding.severity must be one of {SEVERITIES}; received {self.severity!r}")
-        if not isinstance(self.subject, tuple):
-            object.__setattr__(self, "subject", tuple(self.subject))
+        check_type(self.kind, "Finding.kind", str, f"a rule slug (str), one of {RULES}")
+        check_choice(self.severity, "Finding.severity", SEVERITIES)
+        check_type(self.message, "Finding.message", str, "a str saying what happened and how to fix it")
+        if self.location is not None:
+            check_type(self.location, "Finding.location", Location, "a gradlens.Location or None",
+                       fix="Location(file, line, function).")
+        if self.step is not None:
+            step = check_int(self.step, "Finding.step", minimum=0, meaning="the first optimizer step, or None")
+            object.__setattr__(self, "step", step)
+        count = check_int(self.count, "Finding.count", minimum=1, meaning="how many times the rule saw the problem")
+        object.__setattr__(self, "count", count)
+        check_type(self.evidence, "Finding.evidence", Mapping, "a mapping of names to JSON-safe values")
+        subject = check_type(self.subject, "Finding.subject", (tuple, list), "a tuple of names (str)",
+                             fix="subject=('fc.weight',).")
+        if not all(isinstance(s, str) for s in subject):
+            raise TypeError(f"Finding.subject expects a tuple of names (str); received {shown(subject)}.")
+        if not isinstance(subject, tuple):
+            object.__setattr__(self, "subject", tuple(subject))
 
     def with_count(self, count: int, evidence: Mapping[str, Any] | None = None) -> Finding:
         """A copy with a new count (and evidence, when given)."""

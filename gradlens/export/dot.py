@@ -17,6 +17,7 @@ from typing import Any
 import networkx as nx
 import pydot
 
+from .._checks import check_choice, check_int
 from ..graphs import schema as S
 from ..graphs._gcpause import paused_gc
 from ..graphs.walk import DEFAULT_MAX_NODES, graph
@@ -113,6 +114,10 @@ class _Drawing:
         elif kind == S.KIND_FOLD:
             label = f"{d[S.COUNT] - 1} more repetitions of the block below\n(x{d[S.COUNT]} in all)"
             extra += " shape=box3d"
+            unwalked = d.get(S.TRUNCATED_INPUTS)
+            if unwalked:
+                label += f"\n{unwalked} input(s) not walked (truncated)"
+                extra += ' color="#b2182b" fontcolor="#b2182b"'
         elif kind == S.KIND_TRUNCATED:
             cap = self.g.graph.get(S.MAX_NODES)
             label = f"... not walked: an input of {d[S.COUNT]} op(s)\n(truncated at max_nodes={cap})"
@@ -205,10 +210,20 @@ def _dot_text(g: nx.DiGraph, st: dict[str, Any]) -> tuple[str, bool]:
     return "\n".join(lines) + "\n", positions is not None
 
 
+_CHOICES = {"fold": (True, False, "auto"), "rankdir": ("TB", "LR", "BT", "RL"), "clusters": (True, False),
+            "legend": (True, False), "title": (True, False)}
+_COUNTS = ("fold_above", "saved_threshold", "split_fanout", "positions_above")
+
+
 def _style(style: dict[str, Any]) -> dict[str, Any]:
     unknown = set(style) - set(STYLE)
     if unknown:
         raise TypeError(f"unknown style option(s) {sorted(unknown)}; expected some of {sorted(STYLE)}.")
+    for name, value in style.items():
+        if name in _CHOICES:
+            check_choice(value, f"to_dot({name}=...)", _CHOICES[name])
+        elif name in _COUNTS:
+            check_int(value, f"to_dot({name}=...)", minimum=0)
     return {**STYLE, **style}
 
 
@@ -398,7 +413,10 @@ def to_dot(obj_or_graph: Any, *, params: Any = None, max_nodes: int | None = DEF
         Jupyter.
 
     Raises:
-        TypeError: an unknown style option, or an object ``gradlens.graph()`` does not accept.
+        TypeError: an unknown style option, a count option that is not a number, or an object
+            ``gradlens.graph()`` does not accept.
+        ValueError: a style option out of range or not one of its choices (``rankdir="up"``), or a
+            ``max_nodes`` that ``gradlens.graph()`` refuses.
 
     Example:
         >>> import gradlens, gradlens.engine as ge

@@ -14,6 +14,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from .._checks import check_seconds
 from ..errors import GraphvizNotFoundError
 from .dot import GradlensDot, to_dot
 
@@ -46,6 +47,7 @@ def run_graphviz(text: str, fmt: str, prog: str | list[str] = "dot",
         >>> run_graphviz("digraph { a -> b }", "svg")[:5]  # doctest: +SKIP
         b'<?xml'
     """
+    timeout = check_seconds(timeout, "run_graphviz(timeout=...)", fix="timeout=60.")
     argv = [prog] if isinstance(prog, str) else list(prog)
     exe = shutil.which(argv[0])
     if exe is None:
@@ -100,7 +102,8 @@ def render(obj_or_graph: Any, path: str | os.PathLike, *, timeout: float = DEFAU
         The path written.
 
     Raises:
-        ValueError: the suffix is not one of ``FORMATS``.
+        TypeError: ``path`` is not a str or path, or ``timeout`` is not a number.
+        ValueError: the suffix is not one of ``FORMATS``, or ``timeout`` is not a finite number > 0.
         GraphvizNotFoundError: an image format was asked for and Graphviz is not installed.
         RuntimeError: Graphviz failed or timed out.
 
@@ -110,6 +113,7 @@ def render(obj_or_graph: Any, path: str | os.PathLike, *, timeout: float = DEFAU
         >>> gradlens.render((x * x).sum(), "/tmp/graph.dot").name
         'graph.dot'
     """
+    check_seconds(timeout, "render(timeout=...)", fix="timeout=60, or write a .dot file (no layout needed).")
     path = Path(path)
     fmt = path.suffix.lower().lstrip(".")
     if fmt not in FORMATS:

@@ -203,13 +203,18 @@ def _repeated_runs(g, chain, segments, min_repeats: int, max_period: int) -> lis
     return runs
 
 
+_HIDEABLE_INPUTS = (*S.LEAF_KINDS, S.KIND_TRUNCATED)
+
+
 def _hidden(g: nx.DiGraph, units: list[list[str]]) -> set[str]:
-    """The ops of ``units`` plus the leaves that feed nothing else."""
+    """The ops of ``units`` plus the leaves and truncation placeholders that feed nothing else (a truncated
+    wide graph has one placeholder per unwalked input: left visible, hundreds of them would all point at
+    the fold node; the fold node counts them instead)."""
     data, pred, succ = g._node, g._pred, g._succ
     hidden = {u for unit in units for u in unit}
     for n in list(hidden):
         for p in pred[n]:
-            if data[p].get(S.KIND) in S.LEAF_KINDS and all(s in hidden for s in succ[p]):
+            if data[p].get(S.KIND) in _HIDEABLE_INPUTS and all(s in hidden for s in succ[p]):
                 hidden.add(p)
     return hidden
 
@@ -226,9 +231,10 @@ def _contract(g: nx.DiGraph, folds: list[tuple[set[str], list[str], int]]) -> nx
     for j, (hidden, kept, repeats) in enumerate(folds):
         fid = f"f{j}"
         saved = sum(g.nodes[n].get(S.SAVED_BYTES) or 0 for n in hidden)
+        unwalked = sum(1 for n in hidden if g._node[n].get(S.KIND) == S.KIND_TRUNCATED)
         out.add_node(fid, **{S.NAME: f"x{repeats}", S.KIND: S.KIND_FOLD, S.SHAPES: (), S.DTYPES: (),
                              S.SAVED_BYTES: saved, S.PARAM: None, S.STEP: None, S.MODULE: None,
-                             S.COUNT: repeats, S.FOLD: fid})
+                             S.COUNT: repeats, S.FOLD: fid, S.TRUNCATED_INPUTS: unwalked})
         ins = {owner.get(p, p) for n in hidden for p in g.predecessors(n) if p not in hidden}
         outs = {owner.get(s, s) for n in hidden for s in g.successors(n) if s not in hidden}
         out.add_edges_from((p, fid, {S.SLOTS: (), S.OUTPUT_NRS: ()}) for p in sorted(ins))

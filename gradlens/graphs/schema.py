@@ -36,6 +36,8 @@ Node attributes:
         how many times the folded block repeats in all.
     ``FOLD`` (str): set only by ``gradlens.graphs.fold``: the id of the fold (``"f0"``) that a kept block's
         nodes and its ``"fold"`` node belong to.
+    ``TRUNCATED_INPUTS`` (int): set only on ``"fold"`` nodes: how many ``"truncated"`` placeholders the fold
+        hides (inputs of the hidden repetitions that the walk did not reach; 0 when the walk was complete).
 
 Edge attributes:
     ``SLOTS`` (tuple of int): the positions in the consumer's ``next_functions`` that this producer
@@ -56,8 +58,8 @@ Graph attributes (``G.graph``):
 from __future__ import annotations
 
 __all__ = ["VERSION", "NAME", "KIND", "SHAPES", "DTYPES", "SAVED_BYTES", "PARAM", "STEP", "MODULE", "COUNT",
-           "FOLD", "SLOTS", "OUTPUT_NRS", "ENGINE", "NODE_COUNT", "TRUNCATED", "MAX_NODES", "ROOTS",
-           "SCHEMA_VERSION", "KIND_ROOT", "KIND_OP", "KIND_PARAM", "KIND_LEAF", "KIND_TRUNCATED",
+           "FOLD", "TRUNCATED_INPUTS", "SLOTS", "OUTPUT_NRS", "ENGINE", "NODE_COUNT", "TRUNCATED", "MAX_NODES",
+           "ROOTS", "SCHEMA_VERSION", "KIND_ROOT", "KIND_OP", "KIND_PARAM", "KIND_LEAF", "KIND_TRUNCATED",
            "KIND_NOGRAD", "KIND_FOLD", "KINDS", "LEAF_KINDS"]
 
 VERSION = 1
@@ -73,6 +75,7 @@ STEP = "step"
 MODULE = "module"
 COUNT = "count"
 FOLD = "fold"
+TRUNCATED_INPUTS = "truncated_inputs"
 
 # edge attributes
 SLOTS = "slots"

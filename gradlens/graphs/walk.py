@@ -15,6 +15,7 @@ from typing import Any
 
 import networkx as nx
 
+from .._checks import check_int, shown
 from ..adapters import adapter_for
 from ..errors import GradlensWarning
 from . import schema as S
@@ -48,8 +49,8 @@ def graph(obj: Any, *, params: Any = None, max_nodes: int | None = DEFAULT_MAX_N
 
     Raises:
         TypeError: ``obj`` is not a tensor or node of a known engine, or mixes engines; ``params`` is
-            neither a mapping nor a module.
-        ValueError: ``obj`` is an empty list, or ``max_nodes`` is below 1.
+            neither a mapping of tensors of that engine nor a module; ``max_nodes`` is not a number.
+        ValueError: ``obj`` is an empty list, or ``max_nodes`` is not an int >= 1 (nan, inf, 1.5, 0).
 
     Example:
         >>> import gradlens, gradlens.engine as ge
@@ -69,7 +70,7 @@ def _graph(obj: Any, params: Any, max_nodes: int | None, saved: bool) -> nx.DiGr
                          "Fix: pass the loss tensor, e.g. gradlens.graph(loss).")
     adapter = _one_adapter(objs)
     cap = _effective_cap(adapter, max_nodes)
-    names, param_tensors = _param_names(params)
+    names, param_tensors = _param_names(params, adapter)
     starts: list[Any] = []
     nograd: list[int] = []
     for i, o in enumerate(objs):
@@ -106,9 +107,8 @@ def _effective_cap(adapter, max_nodes: int | None) -> int | None:
     safe = adapter.max_safe_nodes
     if max_nodes is None:
         return safe
-    if max_nodes < 1:
-        raise ValueError(f"max_nodes must be at least 1 (or None for the engine's safe maximum); received "
-                         f"{max_nodes}.")
+    max_nodes = check_int(max_nodes, "gradlens.graph(max_nodes=...)", minimum=1,
+                          meaning="or None for the engine's safe maximum", fix="max_nodes=5000, or None.")
     if safe is not None and max_nodes > safe:
         warnings.warn(f"max_nodes={max_nodes} exceeds {safe}, the most nodes a {adapter.engine} graph can be "
                       f"walked without risking a segfault when it is freed; walking at most {safe} nodes.",
@@ -117,7 +117,7 @@ def _effective_cap(adapter, max_nodes: int | None) -> int | None:
     return max_nodes
 
 
-def _param_names(params: Any) -> tuple[dict[int, str], list]:
+def _param_names(params: Any, adapter) -> tuple[dict[int, str], list]:
     """``id(tensor) -> name`` and the tensors; ids are safe because the list keeps the tensors alive."""
     if params is None:
         return {}, []
@@ -132,6 +132,10 @@ def _param_names(params: Any) -> tuple[dict[int, str], list]:
     names: dict[int, str] = {}
     tensors = []
     for name, t in items:
+        if not adapter.is_tensor(t):
+            raise TypeError(f"params must map names to {adapter.engine} tensors, the engine of the graph; "
+                            f"params[{shown(name)}] is {type(t).__module__}.{type(t).__qualname__}. Fix: "
+                            "params=dict(model.named_parameters()) or params=model.")
         names.setdefault(id(t), str(name))
         tensors.append(t)
     return names, tensors

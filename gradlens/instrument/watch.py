@@ -12,9 +12,10 @@ import functools
 import inspect
 import sys
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from .._checks import check_choice, check_int, check_names, check_type
 from ..detectors import default_detectors
 from ..errors import FindingError, warning_class_for
 from ..findings import RULES, Finding, Location
@@ -25,6 +26,8 @@ from .session import Session
 __all__ = ["watch", "Watch", "Lens"]
 
 _ON_FINDING = ("warn", "collect", "raise")
+_OPTION_KEYS = ("engines", "model", "optimizer", "accumulation", "ignore", "on_finding", "sample_every",
+                "nonfinite_every")
 _ACTIVE: list[Lens] = []
 _WARNED: set[str] = set()
 
@@ -39,6 +42,12 @@ class Lens:
     """
 
     def __init__(self, options: dict[str, Any]):
+        fix = "get a lens from `with gradlens.watch(...) as lens:` rather than calling Lens() yourself."
+        check_type(options, "Lens(options)", Mapping, "the dict of options gradlens.watch() builds", fix=fix)
+        missing = [k for k in _OPTION_KEYS if k not in options]
+        if missing:
+            raise ValueError(f"Lens(options) expects the dict of options gradlens.watch() builds, with keys "
+                             f"{_OPTION_KEYS}; received one without {missing}. Fix: {fix}")
         self._options = options
         self._found: dict[str, Finding] = {}
         self._detectors = default_detectors()
@@ -209,25 +218,15 @@ class Watch:
         nonfinite_every: int = 16,
         engines: Iterable[str] | None = None,
     ):
-        if on_finding not in _ON_FINDING:
-            raise ValueError(
-                f"watch(on_finding=...) expects one of {_ON_FINDING}; received {on_finding!r}. "
-                "Use 'warn' (default), 'collect' or 'raise'."
-            )
-        ignore = (ignore,) if isinstance(ignore, str) else tuple(ignore)
-        unknown = [k for k in ignore if k not in RULES]
-        if unknown:
-            raise ValueError(
-                f"watch(ignore=...) expects rule slugs from {RULES}; received unknown {unknown}."
-            )
-        if accumulation is not None and (not isinstance(accumulation, int) or accumulation < 1):
-            raise ValueError(
-                f"watch(accumulation=...) expects a positive int (backward passes per step); "
-                f"received {accumulation!r}."
-            )
-        for name, val in (("sample_every", sample_every), ("nonfinite_every", nonfinite_every)):
-            if not isinstance(val, int) or val < 0:
-                raise ValueError(f"watch({name}=...) expects an int >= 0 (0 disables it); received {val!r}.")
+        check_choice(on_finding, "watch(on_finding=...)", _ON_FINDING,
+                     fix="use 'warn' (default), 'collect' or 'raise'.")
+        ignore = check_names(ignore, "watch(ignore=...)", RULES, "rule slugs", fix="ignore={'accumulation'}.")
+        if accumulation is not None:
+            accumulation = check_int(accumulation, "watch(accumulation=...)", minimum=1,
+                                     meaning="backward passes per step", fix="accumulation=4, or None.")
+        sample_every = check_int(sample_every, "watch(sample_every=...)", minimum=0, meaning="0 disables it")
+        nonfinite_every = check_int(nonfinite_every, "watch(nonfinite_every=...)", minimum=0,
+                                    meaning="0 disables it")
         for m in _as_tuple(model):
             if not hasattr(m, "modules") or not hasattr(m, "named_parameters"):
                 raise TypeError(
@@ -240,13 +239,9 @@ class Watch:
                     f"watch(optimizer=...) expects a torch or gradlens.engine optimizer; received "
                     f"{type(o).__name__}."
                 )
-        if isinstance(engines, str):
-            engines = (engines,)
         if engines is not None:
-            engines = tuple(engines)
-            bad = [e for e in engines if e not in ("torch", "native")]
-            if bad:
-                raise ValueError(f"watch(engines=...) expects 'torch' and/or 'native'; received {bad}.")
+            engines = check_names(engines, "watch(engines=...)", ("torch", "native"), "engine names",
+                                  fix="engines=['torch'], or None for every engine imported.")
         self._options = {
             "engines": engines,
             "model": model,
@@ -330,9 +325,14 @@ class Watch:
 
         @functools.wraps(fn)
         def watched(*args, **kwargs):
-            with self as lens:
-                watched.lens = lens
-                return fn(*args, **kwargs)
+            lens = None
+            try:
+                with self as lens:
+                    watched.lens = lens
+                    return fn(*args, **kwargs)
+            finally:
+                if lens is not None:
+                    watched.lens = lens  # the run that finished last: the outermost one, if fn recursed
 
         watched.lens = None
         return watched
@@ -377,8 +377,10 @@ def watch(
         manager (yielding a ``Lens``) or decorator.
 
     Raises:
-        ValueError: an option is out of range or names an unknown rule.
-        TypeError: ``model``/``optimizer`` is not a module/optimizer of a supported engine.
+        ValueError: an option is out of range (``accumulation=0``, ``sample_every=1.5``, ``True`` as a
+            count), is not one of its choices, or names an unknown rule or engine.
+        TypeError: an option is of the wrong kind (``accumulation="2"``, ``ignore=5``), or
+            ``model``/``optimizer`` is not a module/optimizer of a supported engine.
 
     Example:
         >>> import gradlens
