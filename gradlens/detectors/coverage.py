@@ -2,7 +2,9 @@
 gradient) and ``param-not-in-optimizer`` (given gradients, held by no optimizer that steps).
 
 Both wait for the second step of an optimizer (or a full step after the gradient arrived), so that closures
-(LBFGS), two-optimizer loops and optimizers created later do not raise false alarms.
+(LBFGS), two-optimizer loops and optimizers created later do not raise false alarms. An optimizer that holds
+parameters getting no gradient while other parameters get gradients but sit in no optimizer is one problem
+(a layer replaced after the optimizer was built): it is reported once, as ``param-not-in-optimizer``.
 """
 
 from __future__ import annotations
@@ -21,13 +23,16 @@ class CoverageDetector:
 
     def __init__(self) -> None:
         self._t = Tally()
+        self._stale: dict[str, tuple[str, ...]] = {}  # optimizer -> parameters of a replaced layer it holds
 
     def observe(self, event: Any) -> list[Finding]:
         if not isinstance(event, StepEvent) or event.optimizer == "manual update":
             return []
         ev = event
         out = []
-        if ev.never_grad and ev.optimizer_steps >= 2:
+        if ev.never_grad and ev.optimizer_steps >= 2 and (ev.orphans or ev.optimizer in self._stale):
+            self._stale[ev.optimizer] = ev.never_grad  # reported with the orphans below
+        elif ev.never_grad and ev.optimizer_steps >= 2:
             key = f"no-gradient:{ev.optimizer}"
             everything = len(ev.never_grad) == ev.n_params
             evidence = {"parameters": len(ev.never_grad), "of": ev.n_params, "steps": ev.optimizer_steps}
@@ -56,10 +61,20 @@ class CoverageDetector:
         if ev.orphans:
             key = "param-not-in-optimizer"
             evidence = {"parameters": len(ev.orphans)}
+            stale = self._stale.get(ev.optimizer, ())
+            held = (
+                f" Meanwhile {ev.optimizer} holds {len(stale)} parameters that never receive a gradient "
+                f"({names(stale)}): most likely the replaced layer's."
+                if stale
+                else ""
+            )
+            if stale:
+                evidence["held_without_gradient"] = len(stale)
             msg = (
                 f"{len(ev.orphans)} parameters receive gradients but no optimizer that steps holds them "
                 f"({names(ev.orphans)}), so they never train: e.g. a layer replaced after the optimizer was "
                 "built. Build the optimizer after the model is final, or add them with add_param_group()."
+                + held
             )
             out.append(
                 self._t.bump(

@@ -28,7 +28,7 @@ class RetentionDetector:
         self._prev: TickEvent | None = None
         self._first_bytes: tuple[int, int] | None = None
         self._first_roots: tuple[int, int] | None = None
-        self._dropped_bytes: dict[str, list[int]] = {}
+        self._dropped_bytes: dict[str, int] = {}
 
     def observe(self, event: Any) -> list[Finding]:
         if isinstance(event, TickEvent):
@@ -103,15 +103,15 @@ class RetentionDetector:
 
     def _dropped(self, ev: GraphDroppedEvent) -> Finding:
         key = f"graph-without-backward:{ev.module}"
-        sizes = self._dropped_bytes.setdefault(ev.module, [])
-        if ev.saved_bytes is not None:
-            sizes.append(ev.saved_bytes)
+        sizes = self._dropped_bytes.get(ev.module)  # the largest seen: memory stays flat over long runs
+        if ev.saved_bytes is not None and (sizes is None or ev.saved_bytes > sizes):
+            sizes = self._dropped_bytes[ev.module] = ev.saved_bytes
         evidence = {
             "graphs": self._t.count.get(key, 0) + 1,
-            "saved_bytes_per_forward": max(sizes) if sizes else None,
+            "saved_bytes_per_forward": sizes,
             "kept_alive": ev.alive,
         }
-        size = f" ({evidence['saved_bytes_per_forward']} bytes saved for backward each time)" if sizes else ""
+        size = f" ({sizes} bytes saved for backward each time)" if sizes is not None else ""
         msg = (
             f"{ev.module} ran forward in evaluation mode with grad enabled and its graph never reached "
             f"backward{size}: wasted time and memory. Wrap evaluation in torch.no_grad() or "

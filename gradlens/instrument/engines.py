@@ -87,6 +87,24 @@ class EngineHooks:
     def inference_mode_enabled(self) -> bool:
         return bool(self._torch.is_inference_mode_enabled())
 
+    # --- per-parameter hook dicts -----------------------------------------------------------------------
+    @property
+    def post_acc_hooks_attr(self) -> str:
+        """The tensor attribute holding post-accumulate-grad hooks (None until the first is registered)."""
+        return "_post_accumulate_grad_hooks" if self.name == "torch" else "_post_acc_hooks"
+
+    def reset_empty_post_acc_hooks(self, p: Any) -> None:
+        """Put back the ``None`` a parameter's post-accumulate hook dict held before gradlens registered
+        its hook: removing a hook leaves an empty dict, which keeps a no-op dispatch on every accumulation
+        and is visible to code that checks for hooks."""
+        attr = self.post_acc_hooks_attr
+        hooks = getattr(p, attr, None)
+        if isinstance(hooks, dict) and not hooks:
+            if self.name == "torch":
+                setattr(p, attr, None)
+            else:
+                vars(p).pop(attr, None)  # back to the class default (None)
+
     # --- saved-tensor hooks (pushed and popped only where provably well nested) ---------------------
     def saved_hooks_stack_empty(self) -> bool:
         if self.name == "torch":
@@ -112,6 +130,36 @@ class EngineHooks:
         except RuntimeError:
             return False
         return True
+
+    def remove_saved_hooks(self, pack: Callable, max_depth: int = 64) -> bool:
+        """Take the pair whose pack hook is ``pack`` out of this thread's saved-tensor hook stack, wherever
+        it is, leaving the pairs above it (another library's or the user's open ``saved_tensors_hooks``
+        regions, which pop them later) in place and in order. False when it is not in this thread's stack
+        (pushed in another thread) or the stack cannot be rebuilt (hooks disabled)."""
+        if self.name != "torch":
+            stack = self._graph.SAVED_HOOKS.stack
+            for i in range(len(stack) - 1, -1, -1):
+                if stack[i][0] is pack:
+                    del stack[i]
+                    return True
+            return False
+        ag = self._torch._C._autograd
+        if not ag._saved_tensors_hooks_is_enabled():
+            return False
+        above = []
+        found = False
+        while len(above) < max_depth:
+            top = ag._top_saved_tensors_default_hooks(True)
+            if top is None:
+                break
+            ag._pop_saved_tensors_default_hooks()
+            if top[0] is pack:
+                found = True
+                break
+            above.append(top)
+        for top in reversed(above):
+            ag._push_saved_tensors_default_hooks(*top)
+        return found
 
     def pop_saved_hooks(self) -> None:
         if self.name == "torch":

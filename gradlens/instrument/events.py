@@ -25,7 +25,7 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # a session keeps up to MAX_EVENTS of them
 class StepEvent:
     """An optimizer is about to step: the state of the gradients it will consume.
 
@@ -64,7 +64,7 @@ class StepEvent:
     location: Location | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # a session keeps up to MAX_EVENTS of them
 class TickEvent:
     """An iteration ended (the first optimizer to step has stepped): what graphs are still alive.
 
@@ -93,7 +93,7 @@ class TickEvent:
     location: Location | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # a session keeps up to MAX_EVENTS of them
 class EvalForwardEvent:
     """A module in evaluation mode ran forward with grad mode on, building a graph.
 
@@ -108,7 +108,7 @@ class EvalForwardEvent:
     location: Location | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # a session keeps up to MAX_EVENTS of them
 class GraphDroppedEvent:
     """A graph built by an evaluation-mode forward died (or outlived an iteration) without backward.
 
@@ -127,7 +127,7 @@ class GraphDroppedEvent:
     location: Location | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # a session keeps up to MAX_EVENTS of them
 class BackwardErrorEvent:
     """A backward pass raised "backward through the graph a second time" on a graph it had not run before:
     the graph reaches into an earlier iteration's freed graph (state carried without ``detach()``).

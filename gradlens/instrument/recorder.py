@@ -229,12 +229,18 @@ class _SavedLedger:
 
 
 class _Packed:
-    """What the pack hook returns: a detached alias of the saved tensor, tagged with its iteration."""
+    """What the pack hook returns: a detached alias of the saved tensor, tagged with its iteration, and the
+    tensor's version when saved (engines skip their in-place check for hooked saved tensors: unpack redoes it).
+    """
 
-    __slots__ = ("t", "it", "nb", "used", "ledger")
+    __slots__ = ("t", "it", "nb", "used", "ledger", "ver")
 
     def __init__(self, t, it: int, nb: int, ledger: _SavedLedger):
         self.t = t
+        try:
+            self.ver = t._version
+        except RuntimeError:  # inference tensors have no version counter
+            self.ver = None
         self.it = it
         self.nb = nb
         self.used = False
@@ -260,10 +266,11 @@ class _Packed:
 class _EvalSentinel:
     """Lives in the metadata of an evaluation-mode output's node; says whether backward ever reached it."""
 
-    __slots__ = ("rec", "module", "step", "it", "location", "nbytes", "used", "__weakref__")
+    __slots__ = ("rec", "module", "step", "it", "location", "nbytes", "used", "handles", "__weakref__")
 
     def __init__(self, rec: Recorder, module: str, step: int, it: int, location, nbytes):
-        self.rec = rec
+        self.rec = weakref.ref(rec)  # a node the user keeps past the watch must not keep the recorder alive
+        self.handles: list = []  # its prehooks' handles: they live as long as the node, not the recorder
         self.module = module
         self.step = step
         self.it = it
@@ -271,14 +278,22 @@ class _EvalSentinel:
         self.nbytes = nbytes
         self.used = False
 
-    def mark_used(self, *args):
-        self.used = True
+    def prehook(self) -> Callable:
+        """The node prehook that marks the sentinel used; it holds the sentinel weakly (a native hook
+        handle holds its hook dict, so a strong reference would keep the sentinel alive past its node)."""
+        ref = weakref.ref(self)
+
+        def mark_used(*args):
+            s = ref()
+            if s is not None:
+                s.used = True
+
+        return mark_used
 
     def __del__(self):
-        if not self.used:
-            self.rec._dropped.append(
-                GraphDroppedEvent(self.module, self.step, self.nbytes, False, self.location)
-            )
+        rec = self.rec()
+        if not self.used and rec is not None:
+            rec._dropped.append(GraphDroppedEvent(self.module, self.step, self.nbytes, False, self.location))
 
 
 class Recorder:
@@ -312,8 +327,13 @@ class Recorder:
         self._sampled = False
         self._dropped: list = []
         self._eval_live: weakref.WeakSet = weakref.WeakSet()
+        self._eval_hooked: weakref.WeakSet = weakref.WeakSet()
+        self._name_tuples: dict[tuple, tuple] = {}  # sentinels whose node prehooks may be alive
         self._unheld: set[_ParamState] = set()
         self._manual: list[str] = []
+        self._zeroed: list[_ParamState] = []  # grads found zeroed in place at the pending step
+        self._frozen: list[_ParamState] = []  # tracked while requires_grad=False: hooked once unfrozen
+        self._frozen_at = 0
         self._reread: list[_ParamState] | None = None  # a list once DDP is seen (it rewrites .grad)
         self._cur_eval = False
         self._cur_repeat = False
@@ -371,12 +391,22 @@ class Recorder:
             except Exception:  # noqa: BLE001 - removal must go on for the others
                 pass
         self._handles.clear()
+        for s in list(self._eval_hooked):
+            for h in s.handles:
+                h.remove()
+            s.handles.clear()
+        self._eval_hooked.clear()
+        for st in self.params.values():
+            p = st.ref()
+            if p is not None:
+                st.eng.reset_empty_post_acc_hooks(p)  # removal leaves an empty dict where None was
         for h in self._mod_handles:
             h.remove()
         self._mod_handles.clear()
-        for owner, attr, orig, wrapper in reversed(self._restores):
-            if getattr(owner, attr, None) is wrapper:
-                setattr(owner, attr, orig)
+        for owner, attr, _orig, wrapper in reversed(self._restores):
+            if not _unwrap_closed(owner, attr, wrapper):
+                self._note(f"{getattr(owner, '__name__', owner)}.{attr} was wrapped again by other code while "
+                           "watched: gradlens's wrapper stays beneath that one and only passes calls through")
         self._restores.clear()
         self._final_notes()
         self.flush()
@@ -417,7 +447,27 @@ class Recorder:
         self.params[id(p)] = st
         if p.requires_grad:
             self._handles.append(p.register_post_accumulate_grad_hook(self._make_post_acc(st)))
+        else:
+            self._frozen.append(st)
         return st
+
+    def _hook_unfrozen(self, batch: int = 256) -> None:
+        """Hang the accumulation hook on parameters frozen when first seen and unfrozen since (fine-tuning
+        that unfreezes a backbone): a rotating slice of at most ``batch`` of them before each backward."""
+        frozen = self._frozen
+        start = self._frozen_at % len(frozen)
+        chunk = frozen[start : start + batch]
+        keep = []
+        for st in chunk:
+            p = st.ref()
+            if p is None:
+                continue
+            if p.requires_grad:
+                self._handles.append(p.register_post_accumulate_grad_hook(self._make_post_acc(st)))
+            else:
+                keep.append(st)
+        frozen[start : start + len(chunk)] = keep
+        self._frozen_at = start + len(keep)
 
     def _make_post_acc(self, st: _ParamState) -> Callable:
         rec = self
@@ -471,7 +521,9 @@ class Recorder:
             if not st.received:
                 st.received = True
                 st.received_step = rec.step
-                if not st.held:
+                # orphans are judged against the watching thread's optimizer steps only: another thread's
+                # model gets its first gradients before its own optimizer has stepped
+                if not st.held and threading.get_ident() == rec._thread:
                     rec._unheld.add(st)
 
         return post_accumulate
@@ -531,7 +583,8 @@ class Recorder:
             if info.skip or not info.has_params and not info.root:
                 return
             if info.has_params:
-                rec._fwd_eval = not module.training
+                if threading.get_ident() == rec._thread:  # read by the watching thread's next backward
+                    rec._fwd_eval = not module.training
                 if rec._sampled and eng in rec._pushed \
                         and not eng.saved_hooks_top_is(rec._saved_hooks[eng.name][0]):
                     rec._note("saved_tensors_hooks of the user's code (torch.utils.checkpoint, save_on_cpu, "
@@ -575,20 +628,44 @@ class Recorder:
                             md[MODULE_KEY] = info.name
                             md[STEP_KEY] = rec.step + 1
                             md[ITERATION_KEY] = rec.iteration
+            if info.root and info.has_params and module.training:
+                rec._mark_output(output)
 
         return forward_post
 
+    def _mark_output(self, output) -> None:
+        """Hang a root sentinel (one per call, shared by its outputs) on a training-mode model's outputs, so
+        that outputs kept with their graph (``preds.append(out)``) count as retained graphs whatever loss is
+        built on them (the loss's own sentinel reaches them only through a single-input chain)."""
+        key = self._skey + ".chain"
+        s = None
+        for out in output if isinstance(output, (tuple, list)) else (output,):
+            fn = getattr(out, "grad_fn", None)
+            if fn is not None and getattr(fn, "metadata", None) is not None and key not in fn.metadata:
+                if s is None:
+                    s = _RootSentinel(self._roots, self.iteration)
+                fn.metadata[key] = s
+
     def _eval_output(self, module, info: _ModInfo, output) -> None:
-        fn = getattr(output, "grad_fn", None)
-        if fn is None:
-            return
+        # one sentinel for all of a call's outputs (``return logits, hidden``): a backward through any of
+        # them uses the forward; it dies with the last of their nodes
+        fns = []
+        for out in output if isinstance(output, (tuple, list)) else (output,):
+            fn = getattr(out, "grad_fn", None)
+            if fn is not None and not any(fn is f for f in fns):
+                fns.append(fn)
         mark = self._eval_bytes_mark.pop(id(module), None)
+        if not fns:
+            return
         nbytes = None if mark is None or not self._pushed else self._ledger.packed_bytes - mark
         loc = user_location(3)
         s = _EvalSentinel(self, info.name, self.step + 1, self.iteration, loc, nbytes)
-        fn.metadata["gradlens.eval"] = s
-        self._handles.append(fn.register_prehook(s.mark_used))
+        for fn in fns:
+            fn.metadata["gradlens.eval"] = s
+            s.handles.append(fn.register_prehook(s.prehook()))
+        del fns
         self._eval_live.add(s)
+        self._eval_hooked.add(s)
         self.emit(EvalForwardEvent(info.name, self.step + 1, loc))
 
     # --- backward -------------------------------------------------------------------------------------
@@ -599,6 +676,11 @@ class Recorder:
         def make(orig):
             def backward(tensors, *args, **kwargs):
                 if not rec.active:
+                    return orig(tensors, *args, **kwargs)
+                if threading.get_ident() != rec._thread:
+                    # per-backward state (sentinels, repeat and eval flags) belongs to the watching thread
+                    rec._note("backward in another thread: gradient-state checks ran, iteration tracking "
+                              "did not")
                     return orig(tensors, *args, **kwargs)
                 create = kwargs.get("create_graph", False) if kwargs else (len(args) > 2 and args[2])
                 repeat = rec._before_backward(tensors, bool(create), native)
@@ -617,6 +699,7 @@ class Recorder:
                         rec._emit_manual()
 
             backward.__wrapped__ = orig
+            backward._gradlens_recorder = rec
             backward.__doc__ = orig.__doc__
             backward.__name__ = getattr(orig, "__name__", "backward")
             return backward
@@ -641,8 +724,8 @@ class Recorder:
     def _before_backward(self, tensors, create_graph: bool, native: bool) -> bool:
         """Plant the root sentinels, notice a repeated backward, and read a scalar loss's finiteness (a
         non-finite loss makes the next step check every gradient; CPU tensors only: no device sync)."""
-        if threading.get_ident() != self._thread:
-            self._note("backward in another thread: gradient-state checks ran, iteration tracking did not")
+        if self._frozen:
+            self._hook_unfrozen()
         repeat = False
         check = self._check_loss and not self._suspect_nonfinite
         skey = self._skey
@@ -750,6 +833,7 @@ class Recorder:
         kmax = 0
         zeros = None
         eng = os_.eng
+        self._zeroed.clear()
         for st in os_.states:
             p = st.ref()
             if p is None:
@@ -767,6 +851,7 @@ class Recorder:
                         zeros = eng.is_zero(g)
                         if zeros:
                             cleared.append(st.name)
+                            self._zeroed.append(st)
                     grads.append(g)
                     gnames.append(st.name)
                 if st.carried:
@@ -779,6 +864,11 @@ class Recorder:
                     rep.append(st.name)
             elif not st.received and g is None and p.requires_grad:
                 never.append(st.name)
+        if zeros is False and self._zeroed:
+            # zero after an in-place change while other changed grads are not: units that got no signal (dead
+            # ReLUs) rescaled by clipping, not a clear (zeroing in place clears every gradient it reaches)
+            rescaled = {st.name for st in self._zeroed}
+            cleared = [name for name in cleared if name not in rescaled]
         nonfinite = None
         every = cfg.nonfinite_every
         if grads and (self._suspect_nonfinite or (every and os_.steps % every == 0)):
@@ -787,7 +877,7 @@ class Recorder:
                 self._suspect_nonfinite = False
         del grads
         orphans = ()
-        if self._unheld:
+        if self._unheld and threading.get_ident() == self._thread:  # another thread's steps age nothing
             orphans = tuple(sorted(s.name for s in self._unheld if s.received_step <= self.step - 1))
         if not (carried or cleared or never or nonfinite or evalm or rep or orphans or kmax > 1):
             return  # nothing to judge: a clean step costs no event
@@ -799,19 +889,34 @@ class Recorder:
                 os_.label,
                 os_.steps + 1,
                 n,
-                tuple(touched),
+                self._names(touched),
                 kmax,
-                tuple(carried),
-                tuple(cleared),
-                tuple(never),
-                nonfinite,
-                tuple(evalm),
-                tuple(rep),
-                orphans,
+                self._names(carried),
+                self._names(cleared),
+                self._names(never),
+                nonfinite if nonfinite is None else self._names(nonfinite),
+                self._names(evalm),
+                self._names(rep),
+                self._names(orphans),
                 cfg.accumulation,
                 None,
             )
         )
+
+    def _names(self, names) -> tuple:
+        """``tuple(names)``, shared with earlier events holding the same names: a buggy loop emits an event
+        per step, and the session keeps up to ``MAX_EVENTS`` of them (memory per event stays constant
+        instead of growing with the model's parameter count)."""
+        if not names:
+            return ()
+        t = tuple(names)
+        cache = self._name_tuples
+        shared = cache.get(t)
+        if shared is None:
+            if len(cache) >= 256:
+                cache.clear()
+            shared = cache[t] = t
+        return shared
 
     def _post_step(self, opt, args, kwargs) -> None:
         if not self.active:
@@ -820,12 +925,15 @@ class Recorder:
         if os_ is None or os_.ref() is not opt:
             return
         wref = weakref.ref
+        zeroed, self._zeroed = self._zeroed, []
         for st in os_.states:
             p = st.ref()
             if p is None:
                 continue
             g = p.grad
-            if g is not None:
+            if zeroed and g is not None and any(st is z for z in zeroed):
+                st.step_ref = None  # the step applied zeros: adding to them next is not a carry
+            elif g is not None:
                 ref = st.acc_ref
                 st.step_ref = ref if ref is not None and ref() is g else wref(g)
                 try:
@@ -843,6 +951,11 @@ class Recorder:
         # an iteration ends when the lead optimizer steps; the lead is the first optimizer to step, and
         # passes to any optimizer that steps twice without the lead stepping in between (the old lead's
         # loop is over, or it steps less often)
+        if threading.get_ident() != self._thread:
+            # iterations are the watching thread's: another thread's steps must not age its graphs
+            self._note("optimizer steps in another thread: their gradient checks ran; iteration-based "
+                       "retention checks followed the watching thread only")
+            return
         oid = id(opt)
         if self._lead is None or oid in self._since_tick:
             self._lead = oid
@@ -902,7 +1015,9 @@ class Recorder:
         )
 
     def _make_saved_hooks(self, eng: EngineHooks):
-        rec = self
+        # weakly: a graph built on a sampled iteration and kept past the watch holds these hooks (torch
+        # stores the pair with each saved tensor), and must not keep the recorder and its models alive
+        rec_ref = weakref.ref(self)
         ledger = self._ledger
         cross = self._cross
         nbytes = eng.nbytes
@@ -912,13 +1027,23 @@ class Recorder:
             nb = 0
             if t.grad_fn is not None or not t.requires_grad:
                 nb = nbytes(t)
-            return _Packed(detach(t), rec.iteration, nb, ledger)
+            rec = rec_ref()
+            return _Packed(detach(t), rec.iteration if rec is not None else -1, nb, ledger)
 
         def unpack(p):
             p.used = True
-            if p.it < rec.iteration - 1:
+            rec = rec_ref()
+            if rec is not None and p.it < rec.iteration - 1:
                 cross[0] += 1
-            return p.t
+            t = p.t
+            if p.ver is not None and t._version != p.ver:
+                # what the engine itself raises without saved-tensor hooks (it skips the check with them)
+                raise RuntimeError(
+                    "one of the variables needed for gradient computation has been modified by an inplace "
+                    f"operation: [{t.type()} {list(t.shape)}] is at version {t._version}; expected version "
+                    f"{p.ver} instead. (Checked by gradlens's saved-tensor hook.)"
+                )
+            return t
 
         return pack, unpack
 
@@ -946,14 +1071,21 @@ class Recorder:
     def _stop_sampling(self, force: bool = False) -> None:
         self._sampled = False
         for eng in list(self._pushed):
-            if eng.saved_hooks_top_is(self._saved_hooks[eng.name][0]):
+            pack = self._saved_hooks[eng.name][0]
+            if eng.saved_hooks_top_is(pack):
                 eng.pop_saved_hooks()
                 self._pushed.remove(eng)
             elif force:
-                self._note(
-                    "gradlens's saved-tensor hooks could not be removed on exit because other hooks "
-                    "were pushed on top of them"
-                )
+                # the watch ends inside a saved_tensors_hooks region opened after it (a watched generator
+                # closed there): take ours out from beneath, keeping the region's hooks in force
+                if eng.remove_saved_hooks(pack):
+                    self._pushed.remove(eng)
+                else:
+                    self._note(
+                        "gradlens's saved-tensor hooks could not be removed on exit (the watch ended in "
+                        "another thread than it started in, or with saved-tensor hooks disabled): they stay "
+                        "in that thread and only pass saved tensors through"
+                    )
 
     # --- attribution (on demand only) ---------------------------------------------------------------
     def _find_holder(self, before: int) -> tuple[str, Location, Any] | None:
@@ -994,6 +1126,25 @@ class Recorder:
     def _note(self, text: str) -> None:
         if text not in self.config.not_checked:
             self.config.not_checked.append(text)
+
+
+def _unwrap_closed(owner: Any, attr: str, wrapper: Callable) -> bool:
+    """Take the wrappers of closed recorders off the top of ``owner.attr``: this recorder's, and those of
+    watches that exited while it was wrapped around theirs (watches exited out of order). Returns False
+    when ``wrapper`` stays installed because other code wrapped the function above it."""
+    fn = top = getattr(owner, attr, None)
+    while isinstance(rec := getattr(fn, "_gradlens_recorder", None), Recorder) and not rec.active:
+        if fn is wrapper:
+            wrapper = None
+        fn = fn.__wrapped__
+    if fn is not top:
+        setattr(owner, attr, fn)
+    if wrapper is None:
+        return True
+    # beneath an active watch's wrapper it is taken off later, by that watch
+    while fn is not None and fn is not wrapper:
+        fn = fn.__wrapped__ if isinstance(getattr(fn, "_gradlens_recorder", None), Recorder) else None
+    return fn is wrapper
 
 
 def _graph_of(t, max_nodes: int = 5000):

@@ -1,11 +1,16 @@
-"""Stress-suite configuration: prints how many distinct op/shape/dtype combinations the fuzzers ran."""
+"""Stress-suite configuration: prints how many distinct op/shape/dtype combinations the fuzzers ran, and
+the figures of the random training programs (programs run, bugs injected, caught, missed, false alarms)."""
 
 from __future__ import annotations
 
-from . import _combos
+from . import _combos, programs
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    tally = programs.TALLY
+    if tally.programs:
+        terminalreporter.write_line(f"gradlens training programs: {tally.summary()}; caught/injected per rule: "
+                                    f"{tally.per_rule()}")
     if not _combos.COMBOS:
         return
     ops = {c[0] for c in _combos.COMBOS}
