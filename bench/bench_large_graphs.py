@@ -19,8 +19,9 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import argparse  # noqa: E402
 import importlib  # noqa: E402
 import shutil  # noqa: E402
-import statistics  # noqa: E402
 import time  # noqa: E402
+
+from bench_graph import interleaved  # noqa: E402 - same folder: one timing loop for both graph benches
 
 import gradlens  # noqa: E402
 import gradlens.engine as ge  # noqa: E402
@@ -79,19 +80,6 @@ BASE, LARGE = 5_000, 20_000
 
 
 # --- timing --------------------------------------------------------------------------------------------
-def interleaved(fns: dict, rounds: int) -> dict[str, float]:
-    """Median seconds per callable; every callable runs once per round (after one warm-up)."""
-    times: dict[str, list[float]] = {k: [] for k in fns}
-    for f in fns.values():
-        f()
-    for _ in range(rounds):
-        for k, f in fns.items():
-            t0 = time.perf_counter()
-            f()
-            times[k].append(time.perf_counter() - t0)
-    return {k: statistics.median(v) for k, v in times.items()}
-
-
 def callables(lib, make, nodes: int, full_svg: bool) -> tuple[int, dict]:
     """The timed steps for one workload at one size."""
     root, params = make(lib, nodes)

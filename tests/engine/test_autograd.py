@@ -14,18 +14,6 @@ import gradlens.engine as ge
 from ..conftest import HAS_TORCH
 from ..parity import check_error, rand
 
-ENGINES = [pytest.param("native", id="native"),
-           pytest.param("torch", id="torch", marks=pytest.mark.skipif(not HAS_TORCH, reason="no torch"))]
-
-
-@pytest.fixture(params=ENGINES)
-def lib(request):
-    if request.param == "torch":
-        import torch
-
-        return torch
-    return ge
-
 
 def _np(t):
     return np.asarray(t.detach().numpy())

@@ -10,22 +10,7 @@ import threading
 import numpy as np
 import pytest
 
-import gradlens.engine as ge
-
-from ..conftest import HAS_TORCH
-
-ENGINES = [pytest.param("native", id="native"),
-           pytest.param("torch", id="torch", marks=pytest.mark.skipif(not HAS_TORCH, reason="no torch"))]
 WAIT = 30  # seconds: a hang guard, never reached when the test passes
-
-
-@pytest.fixture(params=ENGINES)
-def lib(request):
-    if request.param == "torch":
-        import torch
-
-        return torch
-    return ge
 
 
 def _run_blocked(enter_state, check):
