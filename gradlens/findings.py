@@ -15,7 +15,7 @@ from typing import Any
 from ._checks import check_choice, check_int, check_type, shown
 from .errors import RecordError
 
-__all__ = ["Finding", "Location", "SEVERITIES", "RULES", "FINDING_FORMAT", "FINDING_VERSION"]
+__all__ = ["Finding", "Location", "SEVERITIES", "RULES", "RULE_DESCRIPTIONS", "FINDING_FORMAT", "FINDING_VERSION"]
 
 FINDING_FORMAT = "gradlens.finding"
 FINDING_VERSION = 1
@@ -33,8 +33,40 @@ RULES = (
     "param-not-in-optimizer",
     "nonfinite-gradient",
     "accumulation",
+    # torch's loud errors, explained at the line that caused them (the script still raises torch's error)
+    "leaf-rebound",
+    "inplace-on-leaf",
+    "inplace-modified-saved",
+    "backward-through-freed-graph",
+    "graph-cut",
 )
 """The public rule slugs (JSON, SARIF, warnings and ``ignore=`` use them)."""
+
+RULE_DESCRIPTIONS = {
+    "missing-zero-grad": "Gradients were not cleared between updates, so each update applied stale gradients of "
+                         "earlier iterations.",
+    "unexpected-accumulation": "Gradients accumulated in a way the loop did not declare (a second backward through "
+                               "the same graph, or evaluation passes mixed into training gradients).",
+    "graph-retained": "Autograd graphs stayed alive across iterations (e.g. `total_loss += loss`), holding memory "
+                      "that grows every step.",
+    "graph-without-backward": "A forward pass built an autograd graph that never reached backward (e.g. evaluation "
+                              "without `torch.no_grad()`).",
+    "zero-grad-before-step": "Gradients were cleared after backward but before the optimizer step, so the step "
+                             "applied no gradient.",
+    "no-gradient": "Parameters handed to the optimizer never received a gradient.",
+    "param-not-in-optimizer": "Parameters received gradients but no optimizer updates them.",
+    "nonfinite-gradient": "A gradient held NaN or Inf values.",
+    "accumulation": "Several backward passes contributed to each optimizer step (gradient accumulation).",
+    "leaf-rebound": "A weight was rebound to a computed tensor (`w = w - lr * w.grad`), so it is no longer a leaf "
+                    "and its `.grad` stays None.",
+    "inplace-on-leaf": "A leaf tensor that requires grad was changed in place outside `torch.no_grad()`.",
+    "inplace-modified-saved": "A tensor autograd saved for backward was changed in place before the backward.",
+    "backward-through-freed-graph": "A backward ran through a graph an earlier backward had already freed (e.g. a "
+                                    "hidden state carried across iterations without `detach()`).",
+    "graph-cut": "The loss was not connected to any tensor that requires grad: the graph was cut (`detach()`, "
+                 "`.item()`/`.numpy()` round trips, or a forward pass under `torch.no_grad()`).",
+}
+"""One sentence per rule (SARIF rule descriptions, the README's catalogue)."""
 
 
 @dataclass(frozen=True)
@@ -77,12 +109,14 @@ class Finding:
         kind: the rule's slug (one of ``RULES``).
         severity: ``"error"``, ``"warning"`` or ``"info"``.
         message: what happened, why it matters, how to fix it (one or two sentences).
-        location: the user's statement that causes it, where it can be known.
+        location: the user's statement to edit (the rule's root line), where it can be known.
         step: the first optimizer step (1-based) where it showed, or None.
         subject: parameter names, a module name, or the variable holding a leaked graph.
         evidence: numbers behind the finding (JSON-safe values only).
         count: how many times the rule saw the problem (steps, backward passes, graphs).
         graph: the graph the finding concerns (a ``networkx.DiGraph``), or None.
+        related_locations: other places that matter, e.g. where the symptom was noticed (SARIF
+            ``relatedLocations``); each a ``Location``.
         key: groups repeated observations of the same problem (not serialised).
 
     Raises:
@@ -104,6 +138,7 @@ class Finding:
     evidence: Mapping[str, Any] = field(default_factory=dict, hash=False)
     count: int = 1
     graph: Any = field(default=None, compare=False, hash=False, repr=False)
+    related_locations: tuple[Location, ...] = ()
     key: str = field(default="", compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -125,6 +160,12 @@ class Finding:
             raise TypeError(f"Finding.subject expects a tuple of names (str); received {shown(subject)}.")
         if not isinstance(subject, tuple):
             object.__setattr__(self, "subject", tuple(subject))
+        related = check_type(self.related_locations, "Finding.related_locations", (tuple, list),
+                             "a tuple of gradlens.Location", fix="related_locations=(Location(file, line, fn),).")
+        if not all(isinstance(r, Location) for r in related):
+            raise TypeError(f"Finding.related_locations expects a tuple of gradlens.Location; received {shown(related)}.")
+        if not isinstance(related, tuple):
+            object.__setattr__(self, "related_locations", tuple(related))
 
     def with_count(self, count: int, evidence: Mapping[str, Any] | None = None) -> Finding:
         """A copy with a new count (and evidence, when given)."""
@@ -149,6 +190,7 @@ class Finding:
             "evidence": dict(self.evidence),
             "count": self.count,
             "graph": graph,
+            "related_locations": [r.to_dict() for r in self.related_locations],
         }
 
     @classmethod
@@ -187,6 +229,7 @@ class Finding:
                 evidence=dict(data.get("evidence", {})),
                 count=int(data.get("count", 1)),
                 graph=graph,
+                related_locations=tuple(Location.from_dict(r) for r in data.get("related_locations") or ()),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise RecordError(

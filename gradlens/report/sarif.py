@@ -29,31 +29,9 @@ INFORMATION_URI = "https://pypi.org/project/gradlens/"
 _LEVEL = {"error": "error", "warning": "warning", "info": "note"}
 _BASE = "SRCROOT"
 
-# One-line descriptions of the rules, used when the detectors do not publish their own.
-_FALLBACK_DESCRIPTIONS = {
-    "missing-zero-grad": "Gradients were not cleared between optimizer steps, so each step applied stale "
-                         "gradients of earlier steps.",
-    "unexpected-accumulation": "Gradients accumulated in a way the loop did not declare (a second backward "
-                               "through the same graph, or evaluation passes mixed into training gradients).",
-    "graph-retained": "Autograd graphs stayed alive across iterations (e.g. `total_loss += loss`), holding "
-                      "memory that grows every step.",
-    "graph-without-backward": "A forward pass built an autograd graph that never reached backward (e.g. "
-                              "evaluation without `torch.no_grad()`).",
-    "zero-grad-before-step": "Gradients were cleared after backward but before the optimizer step, so the "
-                             "step applied no gradient.",
-    "no-gradient": "Parameters handed to the optimizer never received a gradient.",
-    "param-not-in-optimizer": "Parameters received gradients but no optimizer updates them.",
-    "nonfinite-gradient": "A gradient held NaN or Inf values.",
-    "accumulation": "Several backward passes contributed to each optimizer step (gradient accumulation).",
-}
-
-
 def rule_description(slug: str) -> str:
     """A one-sentence description of a rule (the detectors' own when they publish one)."""
-    published = getattr(_findings, "RULE_DESCRIPTIONS", None)
-    if isinstance(published, dict) and published.get(slug):
-        return str(published[slug])
-    return _FALLBACK_DESCRIPTIONS.get(slug, f"gradlens rule {slug}.")
+    return _findings.RULE_DESCRIPTIONS.get(slug, f"gradlens rule {slug}.")
 
 
 def _rule_name(slug: str) -> str:

@@ -31,11 +31,6 @@ from gradlens.findings import RULES as FINDING_RULES
 
 __all__ = ["Spec", "generate", "render", "run", "Outcome", "Tally", "TALLY", "RULES", "VARIANTS", "variants"]
 
-# every rule above info; the info-level ``accumulation`` finding is judged on clean programs instead
-RULES = tuple(rule for rule in FINDING_RULES if rule != "accumulation")
-# seed % 10 picks the bug: two clean programs, then one per rule (balanced coverage for any seed range)
-CHOICES: tuple[str | None, ...] = (None, None, *RULES)
-
 # every edit that injects each rule (``variants`` says which apply to a given program)
 VARIANTS = {
     "missing-zero-grad": ("forgotten", "once_per_epoch", "wrong_optimizer", "head_only"),
@@ -47,6 +42,11 @@ VARIANTS = {
     "param-not-in-optimizer": ("head_replaced", "group_omitted", "second_never_steps", "unfrozen_later"),
     "nonfinite-gradient": ("sqrt_of_zero", "overflow", "log_of_zero", "divide_by_zero"),
 }
+# the quiet-bug rules these programs inject (every rule above info that a training loop can hide; the
+# info-level ``accumulation`` finding is judged on clean programs instead, and the loud-error rules crash)
+RULES = tuple(rule for rule in FINDING_RULES if rule in VARIANTS)
+# seed % 10 picks the bug: two clean programs, then one per rule (balanced coverage for any seed range)
+CHOICES: tuple[str | None, ...] = (None, None, *RULES)
 MODELS = ("mlp", "rnn", "frozen", "tied", "two_head")
 OPTIMIZERS = {
     "sgd": "SGD({params}, lr=0.05)",
