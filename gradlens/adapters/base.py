@@ -8,10 +8,10 @@ from the answers; nothing downstream ever holds a tensor or a node. The native e
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 
-__all__ = ["GraphAdapter", "NodeInfo", "STEP_KEY", "MODULE_KEY", "short_name"]
+__all__ = ["GraphAdapter", "NodeInfo", "SavedInfo", "STEP_KEY", "MODULE_KEY", "short_name", "tensors_in"]
 
 STEP_KEY = "gradlens.step"
 """Key in ``node.metadata`` holding the training step in which the node was created (set by watch)."""
@@ -40,6 +40,22 @@ class NodeInfo(NamedTuple):
     step: int | None = None
     module: str | None = None
     is_parameter: bool = False
+
+
+class SavedInfo(NamedTuple):
+    """One tensor a node holds for backward, as plain data.
+
+    Attributes:
+        storage: a key of the memory behind the tensor (equal keys: shared memory, counted once).
+        nbytes: bytes of that whole memory (a saved slice keeps its whole base alive).
+        shape: the saved tensor's shape.
+        dtype: its dtype name (``"float32"``).
+    """
+
+    storage: int
+    nbytes: int
+    shape: tuple[int, ...]
+    dtype: str
 
 
 @runtime_checkable
@@ -74,8 +90,10 @@ class GraphAdapter(Protocol):
     def variable(self, node: Any) -> Any | None:
         """The leaf tensor behind an accumulator node, else None."""
 
-    def saved_storages(self, node: Any) -> list[tuple[int, int]]:
-        """``(storage key, bytes)`` of every tensor the node saved for backward (empty once freed)."""
+    def saved_tensors(self, node: Any) -> list[SavedInfo] | None:
+        """The tensors the node holds for backward, read without running unpack hooks (under
+        ``saved_tensors_hooks``: the tensors held by what the pack hook returned); None once backward freed
+        them."""
 
     def storage_key(self, tensor: Any) -> int:
         """A key identifying the storage behind ``tensor`` (equal keys: shared memory)."""
@@ -95,3 +113,27 @@ def short_name(name: str) -> str:
 def dtype_name(dtype: Any) -> str:
     """``torch.float32`` / ``gradlens.engine.float32`` -> ``"float32"``."""
     return str(dtype).rpartition(".")[2]
+
+
+def tensors_in(value: Any, is_tensor: Callable[[Any], bool]) -> list:
+    """The tensors a saved value holds: the value itself when it is a tensor; for what a pack hook returned,
+    the tensors among its items (a tuple or list: ``save_on_cpu`` packs ``(device, tensor)``) or its
+    attributes (a holder object, such as gradlens's own pack holder). One level deep; anything else
+    (``checkpoint``'s handles, ids) holds no tensor we can see."""
+    if value is None:
+        return []
+    if is_tensor(value):
+        return [value]
+    if isinstance(value, (tuple, list)):
+        items = value
+    else:
+        attrs = getattr(value, "__dict__", None)
+        items = list(attrs.values()) if isinstance(attrs, dict) else []
+        for cls in type(value).__mro__:
+            slots = cls.__dict__.get("__slots__", ())
+            for name in (slots,) if isinstance(slots, str) else slots:
+                try:
+                    items.append(getattr(value, name))
+                except AttributeError:  # an unset slot
+                    pass
+    return [v for v in items if is_tensor(v)]

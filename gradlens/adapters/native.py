@@ -1,8 +1,9 @@
 """The adapter for gradlens's own numpy engine (``gradlens.engine``).
 
 The engine mirrors torch's ``Node`` surface (``name()``, ``next_functions``, ``metadata``,
-``_input_metadata``, ``AccumulateGrad.variable``), so this adapter is as small as torch's. The engine is
-imported lazily, like torch: ``owns`` only claims objects when ``gradlens.engine`` is already loaded.
+``_input_metadata``, ``_raw_saved_tensors``, ``AccumulateGrad.variable``), so this adapter is as small as
+torch's. The engine is imported lazily, like torch: ``owns`` only claims objects when ``gradlens.engine``
+is already loaded.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from .base import MODULE_KEY, STEP_KEY, NodeInfo, dtype_name, short_name
+from .base import MODULE_KEY, STEP_KEY, NodeInfo, SavedInfo, dtype_name, short_name, tensors_in
 
 __all__ = ["NativeAdapter"]
 
@@ -94,11 +95,18 @@ class NativeAdapter:
             s = self._dtypes[d] = dtype_name(d)
         return s
 
-    def saved_storages(self, node: Any) -> list[tuple[int, int]]:
+    def saved_tensors(self, node: Any) -> list[SavedInfo] | None:
+        try:
+            raw = node._raw_saved_tensors
+        except RuntimeError:  # freed by backward
+            return None
         out = []
-        for arr in node.saved_arrays():
-            base = _base_array(arr)
-            out.append((base.__array_interface__["data"][0], base.nbytes))
+        is_tensor = self.is_tensor
+        for saved in raw:
+            for t in tensors_in(saved.data, is_tensor):
+                base = _base_array(t._data)
+                out.append(SavedInfo(base.__array_interface__["data"][0], base.nbytes, tuple(t.shape),
+                                     self._dtype(t.dtype)))
         return out
 
     def storage_key(self, tensor: Any) -> int:

@@ -3,7 +3,9 @@
 torch is imported lazily: ``owns`` looks in ``sys.modules``, so an object can only be claimed when the
 user has imported torch already, and ``import gradlens`` never imports it. Saved tensors are read through
 ``_raw_saved_*`` attributes and ``SavedTensor.data``, which does not call unpack hooks (so a watched run
-is not disturbed); attributes raise after backward freed them, which means "nothing saved".
+is not disturbed): ``data`` is the tensor, or under ``saved_tensors_hooks`` what the pack hook returned,
+and None once backward freed it (then the ``_saved_*`` twin raises) or when the formula did not need it
+(the twin gives None). A custom ``autograd.Function``'s ``_raw_saved_tensors`` raises once freed.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from .base import MODULE_KEY, STEP_KEY, NodeInfo, dtype_name
+from .base import MODULE_KEY, STEP_KEY, NodeInfo, SavedInfo, dtype_name, tensors_in
 
 __all__ = ["TorchAdapter", "TORCH_MAX_SAFE_NODES"]
 
@@ -103,35 +105,45 @@ class TorchAdapter:
             names = self._raw_attrs[cls] = tuple(a for a in dir(cls) if a.startswith(_RAW_PREFIX))
         return names
 
-    def saved_storages(self, node: Any) -> list[tuple[int, int]]:
-        out: list[tuple[int, int]] = []
+    def saved_tensors(self, node: Any) -> list[SavedInfo] | None:
+        out: list[SavedInfo] = []
+        is_tensor = self.is_tensor
         for attr in self._raw_saved_names(type(node)):
             try:
                 raw = getattr(node, attr)
-                items = raw if isinstance(raw, (list, tuple)) else (raw,)
-                for item in items:
-                    t = item.data if item is not None else None
-                    if t is not None:
-                        st = t.untyped_storage()
-                        out.append((st.data_ptr(), st.nbytes()))
-            except RuntimeError:  # freed by backward
-                return []
-        if not out and hasattr(node, "saved_tensors"):  # custom autograd.Function
-            try:
-                for t in node.saved_tensors:
-                    if t is not None:
-                        st = t.untyped_storage()
-                        out.append((st.data_ptr(), st.nbytes()))
-            except RuntimeError:
-                return []
+            except RuntimeError:  # a custom Function's _raw_saved_tensors, freed by backward
+                return None
+            for item in raw if isinstance(raw, (list, tuple)) else (raw,):
+                data = item if item is None or is_tensor(item) else item.data
+                if data is None:
+                    if self._freed(node, attr):
+                        return None
+                    continue  # not saved: the formula did not need it
+                for t in tensors_in(data, is_tensor):
+                    st = t.untyped_storage()
+                    out.append(SavedInfo(st.data_ptr(), st.nbytes(), tuple(t.shape), self._dtype(t.dtype)))
         return out
+
+    @staticmethod
+    def _freed(node: Any, raw_attr: str) -> bool:
+        """Whether an empty ``_raw_saved_*`` slot was freed by backward (its unpacking attribute raises) or
+        never filled (it gives None). Nothing was packed in either case, so no unpack hook runs."""
+        try:
+            getattr(node, "_saved_" + raw_attr[len(_RAW_PREFIX):])
+        except RuntimeError:
+            return True
+        except AttributeError:
+            return False
+        return False
+
+    def _dtype(self, d: Any) -> str:
+        s = self._dtypes.get(d)
+        if s is None:
+            s = self._dtypes[d] = dtype_name(d)
+        return s
 
     def storage_key(self, tensor: Any) -> int:
         return tensor.untyped_storage().data_ptr()
 
     def tensor_info(self, tensor: Any) -> tuple[tuple[int, ...], str]:
-        d = tensor.dtype
-        s = self._dtypes.get(d)
-        if s is None:
-            s = self._dtypes[d] = dtype_name(d)
-        return tuple(tensor.shape), s
+        return tuple(tensor.shape), self._dtype(tensor.dtype)

@@ -1,9 +1,11 @@
-"""Write a drawing to disk: ``render(obj_or_graph, path)``.
+"""Write a drawing to disk or get its bytes: ``render(obj_or_graph, path)`` or ``render(obj, format="svg")``.
 
-``.dot`` is written directly and always works; ``.svg``/``.png``/``.pdf`` go through Graphviz's ``dot``
-(or ``neato -n2`` for positioned drawings of very large graphs), always with a timeout, because a layout
-can run for minutes on unlucky graphs. A missing Graphviz raises ``GraphvizNotFoundError`` with the
-install hint.
+Two engines lay drawings out. ``engine="graphviz"`` runs Graphviz's ``dot`` (or ``neato -n2`` for
+positioned drawings of very large graphs), always with a timeout, because a layout can run for minutes on
+unlucky graphs; it writes SVG, PNG and PDF. ``engine="gradlens"`` is gradlens's own layered layout
+(``svg.py``): SVG only, no system package needed. ``engine="auto"`` (the default) uses Graphviz when
+``dot`` is on PATH and gradlens's engine otherwise. DOT text needs no engine. PNG and PDF without
+Graphviz raise ``GraphvizNotFoundError`` saying to write SVG or install Graphviz.
 """
 
 from __future__ import annotations
@@ -14,15 +16,16 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from .._checks import check_seconds
+from .._checks import check_choice, check_seconds, check_type
 from ..errors import GraphvizNotFoundError
 from .dot import GradlensDot, to_dot
 
-__all__ = ["render", "svg_text", "run_graphviz", "GraphvizNotFoundError", "INSTALL_HINT", "FORMATS"]
+__all__ = ["render", "svg_text", "run_graphviz", "GraphvizNotFoundError", "INSTALL_HINT", "FORMATS", "ENGINES"]
 
 INSTALL_HINT = ("Install Graphviz (apt-get install graphviz, brew install graphviz, conda install graphviz, "
                 "or https://graphviz.org/download/) so that `dot` is on PATH; .dot files need no Graphviz.")
 FORMATS = ("dot", "gv", "svg", "png", "pdf")
+ENGINES = ("auto", "gradlens", "graphviz")
 DEFAULT_TIMEOUT = 60.0
 
 
@@ -86,25 +89,28 @@ def svg_text(dot: GradlensDot, timeout: float = DEFAULT_TIMEOUT) -> str:
     return run_graphviz(dot.to_string(), "svg", dot.prog, timeout).decode("utf-8")
 
 
-def render(obj_or_graph: Any, path: str | os.PathLike, *, timeout: float = DEFAULT_TIMEOUT,
-           **kwargs: Any) -> Path:
-    """Write a drawing of a backward graph to ``path``; the suffix picks the format.
+def render(obj_or_graph: Any, path: str | os.PathLike | None = None, *, format: str | None = None,
+           engine: str = "auto", timeout: float = DEFAULT_TIMEOUT, **kwargs: Any) -> Path | str | bytes:
+    """Draw a backward graph into ``path`` (the suffix picks the format), or return the drawing.
 
     Args:
         obj_or_graph: a ``GradlensDot`` from ``to_dot()``, a graph from ``gradlens.graph()``, or anything
             ``gradlens.graph()`` accepts.
-        path: target file; ``.dot``/``.gv`` are written directly, ``.svg``/``.png``/``.pdf`` through
-            Graphviz.
+        path: target file ending in ``.dot``/``.gv``/``.svg``/``.png``/``.pdf``; None returns the drawing.
+        format: one of ``FORMATS``; needed without ``path``, and must match its suffix when both are given.
+        engine: ``"auto"`` (Graphviz when ``dot`` is on PATH, else gradlens), ``"graphviz"`` or
+            ``"gradlens"`` (gradlens's own layout: SVG only, no Graphviz needed).
         timeout: seconds before a Graphviz layout is abandoned.
         **kwargs: ``params``, ``max_nodes`` and style options, passed to ``to_dot()``.
 
     Returns:
-        The path written.
+        The path written; without ``path``, the drawing: ``str`` for DOT and SVG, ``bytes`` for PNG/PDF.
 
     Raises:
-        TypeError: ``path`` is not a str or path, or ``timeout`` is not a number.
-        ValueError: the suffix is not one of ``FORMATS``, or ``timeout`` is not a finite number > 0.
-        GraphvizNotFoundError: an image format was asked for and Graphviz is not installed.
+        TypeError: ``path`` is not a str or path, ``format`` not a str, or ``timeout`` not a number.
+        ValueError: an unknown format or engine, a ``format`` that contradicts ``path``, no format at
+            all, PNG/PDF asked of ``engine="gradlens"``, or a ``timeout`` that is not a finite number > 0.
+        GraphvizNotFoundError: Graphviz is needed (``engine="graphviz"``, or PNG/PDF) but not installed.
         RuntimeError: Graphviz failed or timed out.
 
     Example:
@@ -112,17 +118,77 @@ def render(obj_or_graph: Any, path: str | os.PathLike, *, timeout: float = DEFAU
         >>> x = ge.tensor([1.0, 2.0], requires_grad=True)
         >>> gradlens.render((x * x).sum(), "/tmp/graph.dot").name
         'graph.dot'
+        >>> gradlens.render((x * x).sum(), format="svg", engine="gradlens")[:4]
+        '<svg'
     """
     check_seconds(timeout, "render(timeout=...)", fix="timeout=60, or write a .dot file (no layout needed).")
-    path = Path(path)
-    fmt = path.suffix.lower().lstrip(".")
-    if fmt not in FORMATS:
-        suffixes = ", ".join("." + f for f in FORMATS)
-        raise ValueError(f"render() writes one of {suffixes}; received {path.name!r}. "
-                         "Fix: choose a path ending in .dot or .svg.")
+    check_choice(engine, "render(engine=...)", ENGINES, fix='engine="auto" uses Graphviz when it is installed.')
+    fmt = _format(path, format)
     dot = obj_or_graph if isinstance(obj_or_graph, GradlensDot) else to_dot(obj_or_graph, **kwargs)
     if fmt in ("dot", "gv"):
-        path.write_text(dot.to_string(), encoding="utf-8")
+        out: str | bytes = dot.to_string()
+    elif _use_gradlens(fmt, engine, dot):
+        from .svg import svg_of_graph
+
+        source = dot.drawn_from()
+        if source is None:
+            raise ValueError("render(engine=\"gradlens\") draws from the graph a drawing was made from; "
+                             "received a drawing whose DOT text was changed through pydot's API (or not made "
+                             "by to_dot()). Fix: pass the graph itself, or use engine=\"graphviz\".")
+        out = svg_of_graph(*source)
     else:
-        path.write_bytes(run_graphviz(dot.to_string(), fmt, dot.prog, timeout))
+        out = run_graphviz(dot.to_string(), fmt, dot.prog, timeout)
+        if fmt == "svg":
+            out = out.decode("utf-8")
+    if path is None:
+        return out
+    path = Path(path)
+    if isinstance(out, str):
+        path.write_text(out, encoding="utf-8")
+    else:
+        path.write_bytes(out)
     return path
+
+
+def _format(path: Any, format: str | None) -> str:
+    """The output format from ``path``'s suffix and/or ``format``."""
+    suffixes = ", ".join("." + f for f in FORMATS)
+    if format is not None:
+        check_type(format, "render(format=...)", str, "a format name such as \"svg\"")
+        if format.lower() not in FORMATS:
+            raise ValueError(f"render(format=...) expects one of {FORMATS}; received {format!r}. "
+                             "Fix: format=\"svg\".")
+    if path is None:
+        if format is None:
+            raise ValueError("render() needs a path (its suffix picks the format) or format=...; received "
+                             "neither. Fix: render(graph, \"graph.svg\") or render(graph, format=\"svg\").")
+        return format.lower()
+    check_type(path, "render(path=...)", (str, os.PathLike), "a file path (str or pathlib.Path)")
+    name = Path(path).name
+    fmt = Path(path).suffix.lower().lstrip(".")
+    if fmt not in FORMATS:
+        raise ValueError(f"render() writes one of {suffixes}; received {name!r}. "
+                         "Fix: choose a path ending in .dot or .svg.")
+    if format is not None and format.lower() != fmt:
+        raise ValueError(f"render() received path {name!r} and format={format!r}, which disagree. "
+                         "Fix: drop format=..., or give the path the matching suffix.")
+    return fmt
+
+
+def _use_gradlens(fmt: str, engine: str, dot: GradlensDot) -> bool:
+    """Whether gradlens's own engine draws this (else Graphviz does, or says it is missing)."""
+    prog = dot.prog if isinstance(dot.prog, str) else dot.prog[0]
+    if fmt != "svg":
+        if engine == "gradlens":
+            raise ValueError(f"render(engine=\"gradlens\") writes SVG only; received format {fmt!r}. "
+                             f"Fix: write .svg, or install Graphviz and use engine=\"auto\" for "
+                             f"{fmt.upper()}.")
+        if shutil.which(prog) is None:
+            raise GraphvizNotFoundError(
+                f"{fmt.upper()} output needs Graphviz's `{prog}` program, which was not found on PATH; "
+                f"gradlens itself draws SVG only. Fix: write .svg (drawn without Graphviz), or install "
+                f"Graphviz: {INSTALL_HINT}")
+        return False
+    if engine == "auto":
+        return shutil.which(prog) is None
+    return engine == "gradlens"

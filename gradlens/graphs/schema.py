@@ -26,6 +26,11 @@ Node attributes:
     ``SAVED_BYTES`` (int | None): bytes of the tensors the node holds for backward, counting each
         storage once and excluding parameters and other leaves; 0 once backward freed them; None when
         not measured (``saved=False``).
+    ``SAVED_SHAPES`` (tuple of tuples), ``SAVED_DTYPES`` (tuple of str): shape and dtype name of each tensor
+        counted in ``SAVED_BYTES``, in the order the node saved them (a tensor saved twice is listed twice);
+        set only when measured.
+    ``SAVED_FREED`` (bool): backward freed the node's saved tensors (``SAVED_BYTES`` is 0 because of that,
+        not because the op saves nothing); set only when measured.
     ``PARAM`` (str | None): for leaves, the parameter name from ``params`` (None when unknown).
     ``STEP`` (int | None): the training step in which the node was created, when the graph was captured
         under ``gradlens.watch`` (metadata key ``gradlens.step``).
@@ -48,7 +53,10 @@ Graph attributes (``G.graph``):
     ``ENGINE`` (str): ``"torch"`` or ``"native"``.
     ``NODE_COUNT`` (int): autograd nodes in the graph (placeholders excluded).
     ``SAVED_BYTES`` (int | None): bytes saved for backward by the whole graph, each storage counted once
-        (a storage shared by two nodes counts in both nodes' ``SAVED_BYTES`` but once here).
+        (a storage shared by two nodes counts in both nodes' ``SAVED_BYTES`` but once here). A saved view
+        (a slice of a batch) counts its whole storage: that is the memory it keeps alive.
+    ``SAVED_FREED`` (int | None): how many nodes had their saved tensors freed by backward (a graph kept
+        after ``backward()`` holds its nodes, not its activations); None when not measured.
     ``TRUNCATED`` (bool): whether the walk stopped at ``MAX_NODES`` before seeing the whole graph.
     ``MAX_NODES`` (int | None): the cap the walk used.
     ``ROOTS`` (tuple of str): ids of the roots, in the order they were given.
@@ -57,7 +65,8 @@ Graph attributes (``G.graph``):
 
 from __future__ import annotations
 
-__all__ = ["VERSION", "NAME", "KIND", "SHAPES", "DTYPES", "SAVED_BYTES", "PARAM", "STEP", "MODULE", "COUNT",
+__all__ = ["VERSION", "NAME", "KIND", "SHAPES", "DTYPES", "SAVED_BYTES", "SAVED_SHAPES", "SAVED_DTYPES",
+           "SAVED_FREED", "PARAM", "STEP", "MODULE", "COUNT",
            "FOLD", "TRUNCATED_INPUTS", "SLOTS", "OUTPUT_NRS", "ENGINE", "NODE_COUNT", "TRUNCATED", "MAX_NODES",
            "ROOTS", "SCHEMA_VERSION", "KIND_ROOT", "KIND_OP", "KIND_PARAM", "KIND_LEAF", "KIND_TRUNCATED",
            "KIND_NOGRAD", "KIND_FOLD", "KINDS", "LEAF_KINDS"]
@@ -70,6 +79,9 @@ KIND = "kind"
 SHAPES = "shapes"
 DTYPES = "dtypes"
 SAVED_BYTES = "saved_bytes"
+SAVED_SHAPES = "saved_shapes"
+SAVED_DTYPES = "saved_dtypes"
+SAVED_FREED = "saved_freed"
 PARAM = "param"
 STEP = "step"
 MODULE = "module"
@@ -81,7 +93,7 @@ TRUNCATED_INPUTS = "truncated_inputs"
 SLOTS = "slots"
 OUTPUT_NRS = "output_nrs"
 
-# graph attributes (SAVED_BYTES is shared with nodes)
+# graph attributes (SAVED_BYTES and SAVED_FREED are shared with nodes)
 ENGINE = "engine"
 NODE_COUNT = "node_count"
 TRUNCATED = "truncated"

@@ -231,8 +231,8 @@ def _build(adapter, w: _Walked, starts: list, nograd: list[int], objs: list, nam
                                 S.DTYPES: info.dtypes, S.SAVED_BYTES: None, S.PARAM: param, S.STEP: info.step,
                                 S.MODULE: info.module}))
         if saved:
-            per_node_saved.append(adapter.saved_storages(node) if not info.leaf else [])
-    total = _saved_bytes(node_rows, per_node_saved, excluded) if saved else None
+            per_node_saved.append(adapter.saved_tensors(node) if not info.leaf else [])
+    total, freed = _saved_bytes(node_rows, per_node_saved, excluded) if saved else (None, None)
 
     g = _digraph(node_rows, w.edges)
     _add_placeholders(g, w.cut, nograd, objs, adapter)
@@ -240,7 +240,7 @@ def _build(adapter, w: _Walked, starts: list, nograd: list[int], objs: list, nam
     for i, s in enumerate(starts):
         roots.append(w.ids[s] if s is not None else f"t{len(w.cut) + nograd.index(i)}")
     g.graph.update({S.ENGINE: adapter.engine, S.NODE_COUNT: len(node_rows), S.SAVED_BYTES: total,
-                    S.TRUNCATED: bool(w.cut), S.MAX_NODES: cap, S.ROOTS: tuple(roots),
+                    S.SAVED_FREED: freed, S.TRUNCATED: bool(w.cut), S.MAX_NODES: cap, S.ROOTS: tuple(roots),
                     S.SCHEMA_VERSION: S.VERSION})
     return g
 
@@ -261,17 +261,27 @@ def _digraph(node_rows: list, edges: dict) -> nx.DiGraph:
     return g
 
 
-def _saved_bytes(node_rows: list, per_node: list, excluded: set[int]) -> int:
-    """Fill each row's saved bytes (its distinct storages) and return the graph total (each storage once)."""
+def _saved_bytes(node_rows: list, per_node: list, excluded: set[int]) -> tuple[int, int]:
+    """Fill each row's saved bytes (its distinct storages, leaves excluded), saved shapes and dtypes and
+    whether backward freed them; return the graph's total (each storage once) and its freed nodes."""
     seen: dict[int, int] = {}
-    for (_nid, attrs), storages in zip(node_rows, per_node, strict=True):
+    freed = 0
+    for (_nid, attrs), infos in zip(node_rows, per_node, strict=True):
         mine: dict[int, int] = {}
-        for key, nbytes in storages:
-            if key not in excluded:
-                mine[key] = nbytes
+        shapes = []
+        dtypes = []
+        for info in infos or ():
+            if info.storage not in excluded:
+                mine[info.storage] = info.nbytes
+                shapes.append(info.shape)
+                dtypes.append(info.dtype)
         attrs[S.SAVED_BYTES] = sum(mine.values())
+        attrs[S.SAVED_SHAPES] = tuple(shapes)
+        attrs[S.SAVED_DTYPES] = tuple(dtypes)
+        attrs[S.SAVED_FREED] = infos is None
+        freed += infos is None
         seen.update(mine)
-    return sum(seen.values())
+    return sum(seen.values()), freed
 
 
 def _add_placeholders(g: nx.DiGraph, cut: dict[Any, list[str]], nograd: list[int], objs: list,

@@ -1,4 +1,4 @@
-"""to_dot() and render(): golden DOT files for a few graphs on both engines, the drawing's features,
+"""to_dot() and render() through Graphviz: golden DOT files for a few graphs on both engines, the drawing's features,
 the lazy pydot object, and rendering with and without Graphviz.
 
 Regenerate the golden files with ``GRADLENS_UPDATE_GOLDEN=1 pytest tests/export`` and review the diff.
@@ -201,8 +201,10 @@ def test_render_writes_dot_without_graphviz(tmp_path, monkeypatch):
     path = gradlens.render((x * x).sum(), tmp_path / "g.dot")
     assert path.read_text().startswith("digraph gradlens {")
     with pytest.raises(GraphvizNotFoundError, match="apt-get install graphviz"):
-        gradlens.render((x * x).sum(), tmp_path / "g.svg")
+        gradlens.render((x * x).sum(), tmp_path / "g.pdf")
+    assert 'class="gradlens-graph"' in gradlens.render((x * x).sum(), tmp_path / "g.svg").read_text()
     dot = gradlens.to_dot((x * x).sum())
+    dot.set("bgcolor", "red")  # changed through pydot: only Graphviz could draw it
     assert dot._repr_svg_() is None
     assert "Install Graphviz" in dot._repr_html_()
     with pytest.raises(ValueError, match="Fix"):

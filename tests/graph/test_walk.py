@@ -47,7 +47,7 @@ def test_square_sum_follows_the_schema(engine):
     assert g.nodes["n1"][S.SHAPES] == ((2,),) and g.nodes["n1"][S.DTYPES] == ("float32",)
     assert g.nodes["n0"][S.SHAPES] == ((),)
     assert g.nodes["n2"][S.SHAPES] == ((2,),)
-    assert g.graph == {S.ENGINE: engine, S.NODE_COUNT: 3, S.SAVED_BYTES: 0, S.TRUNCATED: False,
+    assert g.graph == {S.ENGINE: engine, S.NODE_COUNT: 3, S.SAVED_BYTES: 0, S.SAVED_FREED: 0, S.TRUNCATED: False,
                        S.MAX_NODES: 20_000, S.ROOTS: ("n0",), S.SCHEMA_VERSION: S.VERSION}
     for _, d in g.nodes(data=True):
         assert set(d) >= {S.NAME, S.KIND, S.SHAPES, S.DTYPES, S.SAVED_BYTES, S.PARAM, S.STEP, S.MODULE}
@@ -266,7 +266,7 @@ def test_walking_a_long_native_chain_without_a_cap():
 def test_a_fake_engine_through_the_adapter_protocol(monkeypatch):
     """The walker needs nothing but the protocol: a tiny fake engine is enough."""
     import gradlens.adapters as adapters
-    from gradlens.adapters.base import GraphAdapter, NodeInfo
+    from gradlens.adapters.base import GraphAdapter, NodeInfo, SavedInfo
 
     class FakeNode:
         def __init__(self, name, *inputs):
@@ -295,8 +295,9 @@ def test_a_fake_engine_through_the_adapter_protocol(monkeypatch):
         def variable(self, node):
             return None
 
-        def saved_storages(self, node):
-            return [(1, 8), (2, 8)] if node.name == "B" else [(1, 8)]
+        def saved_tensors(self, node):
+            one, two = SavedInfo(1, 8, (2,), "float32"), SavedInfo(2, 8, (2,), "float32")
+            return [one, two] if node.name == "B" else [one]
 
         def storage_key(self, tensor):
             return id(tensor)
