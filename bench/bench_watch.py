@@ -92,6 +92,7 @@ def configs(lib):
     out = {
         "plain": contextlib.nullcontext,
         "watch (default)": lambda: gradlens.watch(on_finding="collect"),
+        "watch (health_every=0)": lambda: gradlens.watch(on_finding="collect", health_every=0),
         "watch (sample_every=1)": lambda: gradlens.watch(on_finding="collect", sample_every=1),
     }
     if lib.__name__ == "torch":

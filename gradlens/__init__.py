@@ -25,6 +25,7 @@ _EXPORTS = {
     "graph": "gradlens.graphs",
     "to_dot": "gradlens.export.dot",
     "render": "gradlens.export.render",
+    "to_svg": "gradlens.export.svg",
 }
 
 __all__ = ["__version__", *_EXPORTS]

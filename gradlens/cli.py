@@ -55,6 +55,8 @@ examples:
   gradlens report --format sarif run.json > gradlens.sarif          # re-render a saved record
   gradlens report --fail-on error --ignore accumulation -m mypkg.train
   gradlens report --dot-dir graphs/ examples/loss_history_bug.py    # one DOT file per finding graph
+  gradlens report --fix examples/loss_history_bug.py > fix.diff && git apply fix.diff
+  gradlens report --fix --apply examples/loss_history_bug.py        # writes the fix, keeps FILE.orig
 """
 
 
@@ -86,6 +88,12 @@ def _report_parser() -> argparse.ArgumentParser:
                    help="declare N backward passes per optimizer step (intended gradient accumulation)")
     p.add_argument("--ignore", action="append", default=[], metavar="RULE",
                    help="do not report RULE (a rule slug such as graph-retained); repeatable")
+    p.add_argument("--fix", action="store_true",
+                   help="print a unified diff that fixes the findings with a mechanical fix (stdout carries "
+                        "only the diff: the report and the script's prints go to stderr unless -o is given); "
+                        "files are not changed")
+    p.add_argument("--apply", action="store_true",
+                   help="with --fix: also write the fixed files, each after a backup FILE.orig")
     p.add_argument("-m", dest="module", metavar="MODULE", help="run a module, like python -m MODULE")
     return p
 
@@ -142,6 +150,8 @@ def _parse_report(argv: Sequence[str], parser: argparse.ArgumentParser):
 
     options, rest = _split(argv)
     opts = parser.parse_args(options)
+    if opts.apply and not opts.fix:
+        raise UsageError("--apply writes the fixes of --fix; use --fix --apply")
     ignore = [slug.strip() for item in opts.ignore for slug in item.split(",") if slug.strip()]
     unknown = [slug for slug in ignore if slug not in RULES]
     if unknown:
@@ -178,7 +188,8 @@ def _obtain_record(opts: argparse.Namespace, ignore: list[str], target, output: 
             raise UsageError(f"a record takes no arguments; received {' '.join(target.args)!r}")
         return load_record(target.name)
     # Machine-readable reports on stdout must not be mixed with the script's prints.
-    quiet_stdout = output is None and opts.format in ("json", "sarif")
+    # Nor is the diff of --fix.
+    quiet_stdout = (output is None and opts.format in ("json", "sarif")) or opts.fix
     with contextlib.redirect_stdout(err) if quiet_stdout else contextlib.nullcontext():
         return run(target, accumulation=opts.accumulation, ignore=ignore, stderr=err)
 
@@ -222,6 +233,9 @@ def report_command(argv: Sequence[str], out: TextIO | None = None, err: TextIO |
             except OutputError as exc:
                 return _fail(str(exc), err)
             return status
+    diff_out = None
+    if opts.fix:  # stdout carries only the diff; the report goes to stderr (or to -o)
+        diff_out, out = out, err
     color = {"color": _use_color(out)} if opts.format == "text" and output is None else {}
     reporter = get_reporter(opts.format, **color)
     text = reporter.render(record)
@@ -250,7 +264,34 @@ def report_command(argv: Sequence[str], out: TextIO | None = None, err: TextIO |
         if not written:  # keep every finding: show the report where the user can still see it
             err.write(get_reporter("text").render(record))
         return record.exit_status or EXIT_USAGE
+    if diff_out is not None:
+        try:
+            _fix(record, opts.apply, diff_out, err)
+        except OSError as exc:
+            return _fail(f"--apply could not write a fixed file: {exc}", err)
     return status
+
+
+def _fix(record, apply: bool, out: TextIO, err: TextIO) -> None:
+    """Print the diff of the mechanical fixes on ``out`` and what got none on ``err``; write them if asked."""
+    from .fixes import plan_fixes
+
+    plan = plan_fixes(record)
+    diff = plan.diff()
+    out.write(diff)
+    out.flush()
+    for s in plan.skipped:
+        err.write(f"gradlens: --fix: no automatic fix for {s.rule} at {s.where}: {s.reason}\n")
+    n = len(plan.fixed)
+    if not n:
+        err.write("gradlens: --fix: nothing to fix automatically\n")
+        return
+    fixed = ", ".join(f"{f.rule} at {f.where}" for f in plan.fixed)
+    how = "" if apply else "; apply with: git apply (or patch -p1) from the run's directory, or --fix --apply"
+    err.write(f"gradlens: --fix: {n} fix{'es' if n != 1 else ''} ({fixed}){how}\n")
+    if apply:
+        for path, backup in plan.apply():
+            err.write(f"gradlens: --fix: wrote {path} (the original is in {backup})\n")
 
 
 def _annotate(record, stream: TextIO) -> None:

@@ -163,7 +163,8 @@ class Finding:
         related = check_type(self.related_locations, "Finding.related_locations", (tuple, list),
                              "a tuple of gradlens.Location", fix="related_locations=(Location(file, line, fn),).")
         if not all(isinstance(r, Location) for r in related):
-            raise TypeError(f"Finding.related_locations expects a tuple of gradlens.Location; received {shown(related)}.")
+            raise TypeError("Finding.related_locations expects a tuple of gradlens.Location; "
+                            f"received {shown(related)}.")
         if not isinstance(related, tuple):
             object.__setattr__(self, "related_locations", tuple(related))
 

@@ -4,8 +4,9 @@ A record is what every report format renders from, and what ``gradlens report --
 JSON report can be re-rendered later in any other format (``gradlens report run.json --format html``). It
 holds the command that ran, the engines seen, the optimizer steps counted, how the script ended (exit
 status and, for a crash, the exception and its traceback), the findings (``Finding.to_dict()``), what
-gradlens could not check, and the source statements the findings point at — snapshotted while the script
-ran, so rendering a record never reads files named inside it.
+gradlens could not check, and the source statements the findings point at with a few lines around each
+(``source_context``) — snapshotted while the script ran, so rendering a record never reads files named
+inside it. Readers ignore fields they do not know, so adding a field keeps the format at version 1.
 
 Reading a record only parses JSON: it never unpickles, imports or executes anything. Truncated, foreign or
 newer-version input raises ``gradlens.errors.RecordError`` with a message that says what was expected.
@@ -22,16 +23,20 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .errors import RecordError
-from .findings import SEVERITIES, Finding
+from .findings import SEVERITIES, Finding, Location
 
 __all__ = ["RECORD_FORMAT", "RECORD_VERSION", "Crash", "RunRecord", "load_record", "parse_record",
-           "record_from_sessions", "snapshot_statements", "severity_rank"]
+           "record_from_sessions", "snapshot_statements", "snapshot_context", "severity_rank", "SourceWindow",
+           "CONTEXT_LINES"]
 
 RECORD_FORMAT = "gradlens.report"
 """The value of ``"format"`` in every record; a JSON file without it is not a gradlens record."""
 
 RECORD_VERSION = 1
 """Bumped on any change that an older reader would misread."""
+
+CONTEXT_LINES = 2
+"""How many source lines before and after a finding's line the record keeps (as pytest shows them)."""
 
 
 def severity_rank(severity: str) -> int:
@@ -65,6 +70,26 @@ class Crash:
 
 
 @dataclass(frozen=True)
+class SourceWindow:
+    """A few source lines around a finding's line, read while the script ran.
+
+    Attributes:
+        first: the line number of ``lines[0]``.
+        lines: the lines as written (indentation kept, line endings removed).
+    """
+
+    first: int
+    lines: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"first": self.first, "lines": list(self.lines)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SourceWindow:
+        return cls(_int(data["first"]), tuple(str(line) for line in _sequence(data["lines"])))
+
+
+@dataclass(frozen=True)
 class RunRecord:
     """What one watched run of a training script found, as plain data.
 
@@ -78,6 +103,7 @@ class RunRecord:
         crash: how the script crashed, or None.
         not_checked: what gradlens could not check in this run, one sentence each.
         statements: source text of the lines findings point at, keyed ``"file:line"``.
+        source_context: a ``SourceWindow`` of lines around each line findings point at, keyed ``"file:line"``.
         root: the directory the run started in (SARIF paths are made relative to it).
         gradlens: the gradlens version that wrote the record.
         python: the Python version that ran the script.
@@ -94,6 +120,7 @@ class RunRecord:
     crash: Crash | None = None
     not_checked: tuple[str, ...] = ()
     statements: Mapping[str, str] = field(default_factory=dict)
+    source_context: Mapping[str, SourceWindow] = field(default_factory=dict)
     root: str = ""
     gradlens: str = ""
     python: str = field(default_factory=platform.python_version)
@@ -126,6 +153,12 @@ class RunRecord:
         if loc is None:
             return None
         return self.statements.get(f"{loc.file}:{loc.line}")
+
+    def window(self, location: Location | None) -> SourceWindow | None:
+        """The snapshotted lines around a location, or None (an older record, or an unreadable file)."""
+        if location is None:
+            return None
+        return self.source_context.get(f"{location.file}:{location.line}")
 
     def without(self, rules: Iterable[str]) -> RunRecord:
         """A copy without the findings of the given rule slugs."""
@@ -165,6 +198,7 @@ class RunRecord:
             "not_checked": list(self.not_checked),
             "findings": [f.to_dict() for f in self.sorted_findings()],
             "statements": dict(sorted(self.statements.items())),
+            "source_context": {k: w.to_dict() for k, w in sorted(self.source_context.items())},
             "step_graph": graph,
         })
         return out
@@ -175,7 +209,8 @@ class RunRecord:
 
 
 _KNOWN_KEYS = {"format", "version", "gradlens", "python", "command", "root", "engines", "steps",
-               "exit_status", "crash", "options", "not_checked", "findings", "statements", "step_graph"}
+               "exit_status", "crash", "options", "not_checked", "findings", "statements", "source_context",
+               "step_graph"}
 
 
 def parse_record(data: Any, source: str = "the record") -> RunRecord:
@@ -227,6 +262,9 @@ def parse_record(data: Any, source: str = "the record") -> RunRecord:
             graph = nx.node_link_graph(data["step_graph"], edges="edges")
         field_name = "statements"
         statements = {str(k): str(v) for k, v in _mapping(data.get("statements", {})).items()}
+        field_name = "source_context"
+        context = {str(k): SourceWindow.from_dict(_mapping(v))
+                   for k, v in _mapping(data.get("source_context", {})).items()}
         field_name = "command/engines/steps/exit_status"
         return RunRecord(
             command=tuple(str(a) for a in _sequence(data["command"])),
@@ -237,6 +275,7 @@ def parse_record(data: Any, source: str = "the record") -> RunRecord:
             crash=crash,
             not_checked=tuple(str(s) for s in _sequence(data.get("not_checked", ()))),
             statements=statements,
+            source_context=context,
             root=str(data.get("root", "")),
             gradlens=str(data.get("gradlens", "")),
             python=str(data.get("python", "")),
@@ -316,6 +355,7 @@ def record_from_sessions(sessions: Sequence[Mapping[str, Any]], *, command: Sequ
     not_checked: list[str] = []
     steps = iterations = 0
     step_graph = None
+    healths = []
     for data in sessions:
         if not isinstance(data, Mapping) or "findings" not in data:
             raise RecordError(f"expected lens.to_dict() output; received {type(data).__name__}.")
@@ -328,19 +368,28 @@ def record_from_sessions(sessions: Sequence[Mapping[str, Any]], *, command: Sequ
             used.extend(n for n in names if n not in used)
         steps += n_steps
         iterations += int(data.get("iterations", 0))
+        healths.append(data.get("health"))
         not_checked.extend(str(n) for n in data.get("not_checked", ()) if str(n) not in not_checked)
         if step_graph is None and data.get("step_graph") is not None:
             import networkx as nx
 
             step_graph = nx.node_link_graph(data["step_graph"], edges="edges")
     not_checked.extend(notes)
+    extra: dict[str, Any] = {"iterations": iterations}
+    from .instrument.health import link_findings, merge_health  # plain data: no engine is imported
+
+    health = merge_health(healths)
+    if health is not None:
+        extra["health"] = health  # {"every", "first", "capacity", "series": {name: {"steps", "grad_norm", ...}}}
+        findings = link_findings(findings, health)
     if not sessions:
         not_checked.append("the script imported neither torch nor gradlens.engine, so nothing was watched")
     return RunRecord(command=tuple(command), engines=tuple(used or engines), steps=steps,
                      exit_status=exit_status,
                      findings=tuple(findings), crash=crash, not_checked=tuple(not_checked),
-                     statements=snapshot_statements(findings), root=root, options=dict(options or {}),
-                     step_graph=step_graph, extra={"iterations": iterations})
+                     statements=snapshot_statements(findings), source_context=snapshot_context(findings),
+                     root=root, options=dict(options or {}),
+                     step_graph=step_graph, extra=extra)
 
 
 def snapshot_statements(findings: Iterable[Finding]) -> dict[str, str]:
@@ -349,14 +398,35 @@ def snapshot_statements(findings: Iterable[Finding]) -> dict[str, str]:
     Lines that cannot be read are left out.
     """
     out: dict[str, str] = {}
-    for f in findings:
-        loc = f.location
-        if loc is None:
-            continue
+    for loc in _locations(findings):
         text = linecache.getline(loc.file, loc.line).strip()
         if text:
             out[f"{loc.file}:{loc.line}"] = text
     return out
+
+
+def snapshot_context(findings: Iterable[Finding], radius: int = CONTEXT_LINES) -> dict[str, SourceWindow]:
+    """``radius`` lines before and after each line the findings point at (their locations and related
+    locations), read now. Blank lines at the window's edges are trimmed; unreadable lines are left out.
+    """
+    out: dict[str, SourceWindow] = {}
+    for loc in _locations(findings):
+        key = f"{loc.file}:{loc.line}"
+        if key in out or not linecache.getline(loc.file, loc.line).strip():
+            continue
+        first = max(1, loc.line - radius)
+        lines = [linecache.getline(loc.file, n).rstrip("\r\n") for n in range(first, loc.line + radius + 1)]
+        while lines and first < loc.line and not lines[0].strip():
+            lines.pop(0)
+            first += 1
+        while lines and first + len(lines) - 1 > loc.line and not lines[-1].strip():
+            lines.pop()
+        out[key] = SourceWindow(first, tuple(lines))
+    return out
+
+
+def _locations(findings: Iterable[Finding]) -> list[Location]:
+    return [loc for f in findings for loc in (f.location, *f.related_locations) if loc is not None]
 
 
 def _sequence(value: Any) -> Sequence[Any]:

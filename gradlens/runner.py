@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import importlib.abc
 import importlib.util
+import linecache
 import os
 import runpy
 import sys
@@ -246,6 +247,14 @@ class _Watches:
             total += getattr(rec, "step", 0) if rec is not None else lens.session.steps
         return total
 
+    def explain(self, exc: BaseException) -> None:
+        """Explain the script's crash (a loud autograd error raised outside backward()) on every lens, while
+        its traceback still holds the frames; the exception itself is not changed."""
+        from .instrument.explain import explain_exit
+
+        for lens in self.lenses.values():
+            explain_exit(getattr(lens, "_recorder", None), exc)
+
     def close(self) -> None:
         """Stop every watch; a failure to detach is recorded, and the findings made so far are kept."""
         try:
@@ -292,6 +301,9 @@ def run(target: Target, *, accumulation: int | None = None, ignore: Iterable[str
         0
     """
     target.check()
+    # Source lines are read through linecache, keyed by the path as typed: a file of the same relative name
+    # read earlier in this process (another directory, or since edited) must not be quoted for this one.
+    linecache.checkcache()
     err = stderr if stderr is not None else sys.stderr
     line = StatusLine(err, status)
     options = {"accumulation": accumulation, "ignore": tuple(ignore), "on_finding": "collect"}
@@ -319,6 +331,7 @@ def run(target: Target, *, accumulation: int | None = None, ignore: Iterable[str
             exit_status = EXIT_INTERRUPTED
         except BaseException as exc:  # the script's own crash, reported like Python does
             line.clear()
+            watches.explain(exc)
             crash = _crash("exception", exc)
             err.write(crash.traceback)
             exit_status = 1

@@ -13,6 +13,7 @@ from ..findings import Finding
 from .base import Detector
 from .coverage import CoverageDetector
 from .gradstate import GradStateDetector
+from .loud_errors import LoudErrorDetector
 from .numerics import NumericsDetector
 from .retention import RetentionDetector
 
@@ -24,12 +25,13 @@ __all__ = [
     "CoverageDetector",
     "NumericsDetector",
     "RetentionDetector",
+    "LoudErrorDetector",
 ]
 
 
 def default_detectors() -> list[Detector]:
     """A fresh instance of every rule family."""
-    return [GradStateDetector(), CoverageDetector(), NumericsDetector(), RetentionDetector()]
+    return [GradStateDetector(), CoverageDetector(), NumericsDetector(), RetentionDetector(), LoudErrorDetector()]
 
 
 def analyse(events: Iterable[Any], detectors: list[Detector] | None = None) -> list[Finding]:

@@ -5,6 +5,13 @@ They are judged per optimizer when it steps, from the recorder's summary of its 
 carried contributions an earlier step already applied, which were cleared, how many backward passes each
 holds), because judging at accumulation time gives false alarms on GAN loops where one loss flows into
 another model's gradients that are cleared before that model steps.
+
+Loops that update leaves by hand (no optimizer) are judged the same way from the recorder's summary of
+each update window (``StepEvent`` with optimizer ``"manual update"``, emitted after the backward that
+follows the update): a carried gradient is ``missing-zero-grad`` (a warning: the update rule is the
+user's own, so gradlens cannot tell that the re-application is unintended as surely as for an optimizer),
+located at that backward, with the update statement as the related location; a window with more backward
+passes than the loop's steady rhythm is ``unexpected-accumulation``.
 """
 
 from __future__ import annotations
@@ -14,6 +21,8 @@ from typing import Any
 from ..findings import Finding
 from ..instrument.events import StepEvent
 from .base import Tally, names
+
+MANUAL = "manual update"  # the recorder's label for updates made by hand
 
 __all__ = ["GradStateDetector"]
 
@@ -38,18 +47,24 @@ class GradStateDetector:
             out.append(self._repeated(ev))
         if ev.eval_mixed:
             out.append(self._eval_mixed(ev))
-        if ev.max_count > 1 and not (ev.carried or ev.repeated or ev.eval_mixed):
+        if ev.off_rhythm:
+            out.append(self._off_rhythm(ev))
+        elif ev.max_count > 1 and not (ev.carried or ev.repeated or ev.eval_mixed):
             out.append(self._accumulation(ev))
         return out
 
     def _missing(self, ev: StepEvent) -> Finding:
         key = f"missing-zero-grad:{ev.optimizer}"
         evidence = {"parameters": len(ev.carried), "of": ev.n_params, "max_contributions": ev.max_count}
-        if ev.optimizer == "manual update":
+        severity = "error"
+        if ev.optimizer == MANUAL:
+            severity = "warning"
+            first = ev.carried[0]
             msg = (
-                f"Parameters updated by hand ({names(ev.carried)}) received new gradients on top of ones "
-                "already applied: their .grad was never cleared, so each update re-applies every earlier "
-                "gradient. Clear it after the update (p.grad = None or p.grad.zero_())."
+                f"Tensors updated by hand ({names(ev.carried)}) received new gradients on top of ones the "
+                "last update already applied: .grad was never cleared, so each update re-applies every "
+                f"earlier gradient. Clear it after the update ({first}.grad = None, or {first}.grad.zero_() "
+                "inside the torch.no_grad() block)."
             )
         else:
             msg = (
@@ -60,7 +75,8 @@ class GradStateDetector:
             )
         return self._t.bump(
             key,
-            lambda: Finding("missing-zero-grad", "error", msg, ev.location, ev.step, ev.carried, evidence),
+            lambda: Finding("missing-zero-grad", severity, msg, ev.location, ev.step, ev.carried, evidence,
+                            related_locations=ev.related),
             evidence,
         )
 
@@ -113,6 +129,22 @@ class GradStateDetector:
             evidence,
         )
 
+    def _off_rhythm(self, ev: StepEvent) -> Finding:
+        key = f"unexpected-accumulation:rhythm:{ev.optimizer}"
+        evidence = {"parameters": len(ev.off_rhythm), "backward_per_update": ev.max_count, "rhythm": ev.rhythm}
+        msg = (
+            f"An update by hand applied gradients of {ev.max_count} backward passes to {names(ev.off_rhythm)} "
+            f"where every update before applied {ev.rhythm}: a backward outside the update rhythm (an "
+            "evaluation pass between updates?) added its gradient to the next update. Compute evaluation "
+            "losses under torch.no_grad() without backward(), or clear .grad after that backward."
+        )
+        return self._t.bump(
+            key,
+            lambda: Finding("unexpected-accumulation", "error", msg, ev.location, ev.step, ev.off_rhythm,
+                            evidence, related_locations=ev.related),
+            evidence,
+        )
+
     def _accumulation(self, ev: StepEvent) -> Finding:
         key = f"accumulation:{ev.optimizer}"
         hist = self._k.setdefault(ev.optimizer, {})
@@ -131,8 +163,9 @@ class GradStateDetector:
                 else f" (more than the declared accumulation={declared})"
             )
         )
+        who = "Updates by hand apply" if ev.optimizer == MANUAL else f"{ev.optimizer} steps on"
         msg = (
-            f"{ev.optimizer} steps on gradients accumulated over {ev.max_count} backward passes{note}: "
+            f"{who} gradients accumulated over {ev.max_count} backward passes{note}: "
             "recognised as deliberate gradient accumulation. Scale each loss by 1/k so the step size "
             "does not grow with k."
         )

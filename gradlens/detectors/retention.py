@@ -89,10 +89,11 @@ class RetentionDetector:
         evidence = {"iteration": ev.iteration}
         holder = f" ({ev.holder})" if ev.holder else ""
         msg = (
-            f"backward() failed because the graph reaches a graph from an earlier iteration that backward "
-            f"already freed: a tensor carried across iterations{holder} was not detached (typically an RNN "
-            "hidden state). Detach it once per iteration (h = h.detach()); retain_graph=True is not the "
-            "fix, it keeps every iteration's graph alive."
+            f"backward() failed because the graph reaches a graph from an earlier iteration, kept alive with "
+            f"retain_graph=True, whose saved weights an optimizer step has since changed in place: a tensor "
+            f"carried across iterations{holder} was not detached (typically an RNN hidden state). Detach it "
+            "once per iteration (h = h.detach()); retain_graph=True is not the fix, it keeps every "
+            "iteration's graph alive."
         )
         subject = (ev.holder,) if ev.holder else ()
         return self._t.bump(

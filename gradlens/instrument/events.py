@@ -18,6 +18,7 @@ __all__ = [
     "EvalForwardEvent",
     "GraphDroppedEvent",
     "BackwardErrorEvent",
+    "LoudErrorEvent",
     "Event",
     "event_to_dict",
     "event_from_dict",
@@ -27,7 +28,8 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True)  # a session keeps up to MAX_EVENTS of them
 class StepEvent:
-    """An optimizer is about to step: the state of the gradients it will consume.
+    """An optimizer is about to step, or an update by hand was seen (``optimizer == "manual update"``,
+    emitted after the backward that followed the update): the state of the gradients it consumed.
 
     Attributes:
         step: global optimizer-step index (1-based, all optimizers counted).
@@ -44,7 +46,11 @@ class StepEvent:
         repeated: touched parameters that received a second backward through an already-used graph.
         orphans: parameters that received gradients yet are held by no optimizer seen stepping.
         declared_accumulation: the ``accumulation=`` the user declared, or None.
-        location: the user's ``step()`` call.
+        location: the user's ``step()`` call; for a manual update, the ``backward()`` after it (for
+            ``off_rhythm``, the backward outside the rhythm).
+        off_rhythm: leaves whose update applied more backward passes than the loop's steady rhythm.
+        rhythm: the backward passes per update of the windows before (with ``off_rhythm``), or None.
+        related: other lines that matter (for a manual update, the update statement).
     """
 
     step: int
@@ -62,11 +68,15 @@ class StepEvent:
     orphans: tuple[str, ...] = ()
     declared_accumulation: int | None = None
     location: Location | None = None
+    off_rhythm: tuple[str, ...] = ()
+    rhythm: int | None = None
+    related: tuple[Location, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)  # a session keeps up to MAX_EVENTS of them
 class TickEvent:
-    """An iteration ended (the first optimizer to step has stepped): what graphs are still alive.
+    """An iteration ended (the first optimizer to step has stepped, or, without optimizer steps, a leaf
+    was updated by hand before the next backward): what graphs are still alive.
 
     Attributes:
         iteration: the iteration that just ended (0-based).
@@ -147,11 +157,44 @@ class BackwardErrorEvent:
     location: Location | None = None
 
 
-Event = StepEvent | TickEvent | EvalForwardEvent | GraphDroppedEvent | BackwardErrorEvent
+@dataclass(frozen=True, slots=True)  # one per loud error explained
+class LoudErrorEvent:
+    """The engine raised one of its loud autograd errors; what gradlens found about the line that caused it
+    (the script still raises the engine's own exception, unchanged).
+
+    Attributes:
+        rule: the rule slug (``leaf-rebound``, ``inplace-on-leaf``, ``inplace-modified-saved``,
+            ``backward-through-freed-graph``, ``graph-cut``).
+        step: global optimizer-step index (1-based, the step being prepared).
+        iteration: the current iteration.
+        error: the exception's type name (``RuntimeError``).
+        variable: the variable at fault, when found.
+        cause: how it went wrong, in a word: ``rebound``, ``in-place``, ``carried``, ``shared``, ``detach``,
+            ``round trip``, ``data``, ``no_grad``; empty when the cause was not found.
+        code: the source text of the root line.
+        location: the root line (the line to edit), or None when it was not found.
+        raised_at: where the error was raised (the ``backward()`` call, or the failing statement).
+        other: one more line that matters (the earlier backward that freed the graph), or None.
+    """
+
+    rule: str
+    step: int
+    iteration: int
+    error: str
+    variable: str | None = None
+    cause: str = ""
+    code: str = ""
+    location: Location | None = None
+    raised_at: Location | None = None
+    other: Location | None = None
+
+
+Event = StepEvent | TickEvent | EvalForwardEvent | GraphDroppedEvent | BackwardErrorEvent | LoudErrorEvent
 EVENT_TYPES: dict[str, type] = {
     cls.__name__: cls
-    for cls in (StepEvent, TickEvent, EvalForwardEvent, GraphDroppedEvent, BackwardErrorEvent)
+    for cls in (StepEvent, TickEvent, EvalForwardEvent, GraphDroppedEvent, BackwardErrorEvent, LoudErrorEvent)
 }
+_LOCATION_FIELDS = ("location", "raised_at", "other")
 
 
 def event_to_dict(event: Event) -> dict[str, Any]:
@@ -168,10 +211,10 @@ def event_from_dict(data: dict[str, Any]) -> Event:
     """Rebuild an event written by ``event_to_dict``."""
     data = dict(data)
     cls = EVENT_TYPES[data.pop("type")]
-    loc = data.get("location")
-    if loc is not None:
-        data["location"] = Location(**loc)
+    for key in _LOCATION_FIELDS:
+        if isinstance(data.get(key), dict):
+            data[key] = Location(**data[key])
     for k, v in list(data.items()):
         if isinstance(v, list):
-            data[k] = tuple(v)
+            data[k] = tuple(Location(**x) if isinstance(x, dict) else x for x in v)
     return cls(**data)

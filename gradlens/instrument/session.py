@@ -31,6 +31,7 @@ class Session:
         options: the watch options (JSON-safe).
         steps: optimizer steps seen; iterations: iterations seen.
         dropped_events: events not kept because of ``MAX_EVENTS``.
+        health: the gradient-health series (``health.HealthLog.to_dict()``), or None when off.
     """
 
     engines: list[str] = field(default_factory=list)
@@ -41,6 +42,7 @@ class Session:
     steps: int = 0
     iterations: int = 0
     dropped_events: int = 0
+    health: dict[str, Any] | None = None
 
     def add_event(self, event: Any) -> None:
         if len(self.events) < MAX_EVENTS:
@@ -61,6 +63,7 @@ class Session:
             "findings": [f.to_dict() for f in self.findings],
             "events": [event_to_dict(e) for e in self.events],
             "dropped_events": self.dropped_events,
+            "health": self.health,
         }
 
     @classmethod
@@ -90,6 +93,7 @@ class Session:
                 steps=int(data.get("steps", 0)),
                 iterations=int(data.get("iterations", 0)),
                 dropped_events=int(data.get("dropped_events", 0)),
+                health=data.get("health") if isinstance(data.get("health"), Mapping) else None,
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise RecordError(f"session record is truncated or malformed ({exc}).") from exc

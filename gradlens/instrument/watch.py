@@ -20,6 +20,8 @@ from ..detectors import default_detectors
 from ..errors import FindingError, warning_class_for
 from ..findings import RULES, Finding, Location
 from .engines import EngineHooks, active_engines, engine_for
+from .explain import explain_exit
+from .positional import sort_positional
 from .recorder import Recorder, RecorderConfig
 from .session import Session
 
@@ -27,7 +29,7 @@ __all__ = ["watch", "Watch", "Lens"]
 
 _ON_FINDING = ("warn", "collect", "raise")
 _OPTION_KEYS = ("engines", "model", "optimizer", "accumulation", "ignore", "on_finding", "sample_every",
-                "nonfinite_every")
+                "nonfinite_every", "health_every")
 _ACTIVE: list[Lens] = []
 _WARNED: set[str] = set()
 
@@ -41,7 +43,7 @@ class Lens:
         session: the full record (events included).
     """
 
-    def __init__(self, options: dict[str, Any]):
+    def __init__(self, options: dict[str, Any] | None = None):
         fix = "get a lens from `with gradlens.watch(...) as lens:` rather than calling Lens() yourself."
         check_type(options, "Lens(options)", Mapping, "the dict of options gradlens.watch() builds", fix=fix)
         missing = [k for k in _OPTION_KEYS if k not in options]
@@ -95,6 +97,7 @@ class Lens:
         if rec is not None:
             self.session.steps = rec.step
             self.session.iterations = rec.iteration
+            self.session.health = rec.health_dict()
         self.session.findings = self.findings
 
     def _emit(self, event: Any) -> list[Finding]:
@@ -125,9 +128,14 @@ class Lens:
                 if graph is not None:
                     evidence["holder_graph_nodes"] = graph.number_of_nodes()
                     evidence["holder_saved_bytes"] = graph.graph.get("saved_bytes")
+                    evidence["holder_nodes_freed_by_backward"] = graph.graph.get("saved_freed")
                     evidence["holder_graph_truncated"] = bool(graph.graph.get("truncated", False))
+                noticed = (f.location,) if f.location is not None and f.location != loc else ()
                 f = _replace(f, subject=(name,), location=loc, graph=graph, evidence=evidence,
+                             related_locations=noticed + f.related_locations,
                              message=f.message + f" The graph is held by `{name}`.")
+        if self._recorder is not None:
+            f = self._recorder.root_line(f)  # rootlines.py: the line to edit; the noticed one goes to related
         self._found[key] = f
         self._surface(f)
         return f
@@ -186,6 +194,7 @@ def _json_options(options: dict[str, Any]) -> dict[str, Any]:
         "on_finding": options["on_finding"],
         "sample_every": options["sample_every"],
         "nonfinite_every": options["nonfinite_every"],
+        "health_every": options["health_every"],
         "engines": list(options["engines"]) if options["engines"] else None,
         "model": options["model"] is not None,
         "optimizer": options["optimizer"] is not None,
@@ -217,6 +226,7 @@ class Watch:
         sample_every: int = 16,
         nonfinite_every: int = 16,
         engines: Iterable[str] | None = None,
+        health_every: int = 16,
     ):
         check_choice(on_finding, "watch(on_finding=...)", _ON_FINDING,
                      fix="use 'warn' (default), 'collect' or 'raise'.")
@@ -227,6 +237,7 @@ class Watch:
         sample_every = check_int(sample_every, "watch(sample_every=...)", minimum=0, meaning="0 disables it")
         nonfinite_every = check_int(nonfinite_every, "watch(nonfinite_every=...)", minimum=0,
                                     meaning="0 disables it")
+        health_every = check_int(health_every, "watch(health_every=...)", minimum=0, meaning="0 disables it")
         for m in _as_tuple(model):
             if not hasattr(m, "modules") or not hasattr(m, "named_parameters"):
                 raise TypeError(
@@ -251,6 +262,7 @@ class Watch:
             "on_finding": on_finding,
             "sample_every": sample_every,
             "nonfinite_every": nonfinite_every,
+            "health_every": health_every,
         }
         self._stack: list[Lens] = []
 
@@ -282,6 +294,7 @@ class Watch:
             accumulation=self._options["accumulation"],
             sample_every=self._options["sample_every"],
             nonfinite_every=self._options["nonfinite_every"],
+            health_every=self._options["health_every"],
             models=_as_tuple(self._options["model"]),
             optimizers=_as_tuple(self._options["optimizer"]),
             not_checked=lens.session.not_checked,
@@ -297,6 +310,7 @@ class Watch:
         lens = self._stack.pop()
         try:
             if lens._recorder is not None:
+                explain_exit(lens._recorder, exc)  # a loud error raised outside backward(): explained, untouched
                 try:
                     lens._recorder.close()
                 except FindingError:
@@ -339,9 +353,7 @@ class Watch:
 
 
 def watch(
-    fn: Callable | None = None,
-    /,
-    *,
+    *args: Any,
     model: Any = None,
     optimizer: Any = None,
     accumulation: int | None = None,
@@ -350,15 +362,18 @@ def watch(
     sample_every: int = 16,
     nonfinite_every: int = 16,
     engines: Iterable[str] | None = None,
+    health_every: int = 16,
 ) -> Any:
     """Watch a training loop for autograd bugs.
 
-    Use as ``@gradlens.watch``, ``@gradlens.watch(...)`` or ``with gradlens.watch(...) as lens:``. Without
+    Use as ``@gradlens.watch``, ``@gradlens.watch(...)``, ``with gradlens.watch(...) as lens:`` or
+    ``with gradlens.watch(model, optimizer) as lens:`` (positional modules and optimizers). Without
     ``model``/``optimizer`` it watches every model and optimizer of each engine imported (torch,
     ``gradlens.engine``) through global hooks.
 
     Args:
-        fn: the function to decorate (when used as ``@gradlens.watch`` without parentheses).
+        *args: modules and optimizers (any order; the same as ``model=``/``optimizer=``), or the function
+            to decorate (when used as ``@gradlens.watch`` without parentheses).
         model: a module (or several) to narrow the watch to.
         optimizer: an optimizer (or several) to narrow the step checks to.
         accumulation: the declared number of backward passes per optimizer step.
@@ -371,6 +386,10 @@ def watch(
             the first step, and on the step after any non-finite loss); 0 disables the check.
         engines: watch only these engines (``"torch"``, ``"native"``); default: every engine imported when
             the watch starts (torch is never imported by gradlens itself).
+        health_every: record gradient health per parameter (gradient norm, update/weight ratio, share of
+            exact zeros, NaN/Inf count; see ``gradlens.instrument.health``) on each optimizer's first 8 steps,
+            then on one step in this many; a series keeps at most 256 points (the sampling halves when one
+            is full); 0 disables the series. They are in ``lens.to_dict()["health"]`` and the reports.
 
     Returns:
         The decorated function (its last run's lens is ``fn.lens``), or a ``Watch`` usable as a context
@@ -389,6 +408,7 @@ def watch(
         >>> lens.findings
         []
     """
+    fn, model, optimizer = sort_positional(args, model, optimizer)
     w = Watch(
         model=model,
         optimizer=optimizer,
@@ -398,6 +418,7 @@ def watch(
         sample_every=sample_every,
         nonfinite_every=nonfinite_every,
         engines=engines,
+        health_every=health_every,
     )
     if fn is not None:
         return w(fn)

@@ -188,8 +188,10 @@ def merge_records(records: Sequence[RunRecord]) -> RunRecord:
     statements: dict[str, str] = {}
     not_checked: list[str] = []
     engines: list[str] = []
+    context: dict = {}
     for _, rec in ranked:
         statements.update(rec.statements)
+        context.update(rec.source_context)
         not_checked.extend(n for n in rec.not_checked if n not in not_checked)
         engines.extend(e for e in rec.engines if e not in engines)
     crashed = [(rank, rec) for rank, rec in ranked if rec.crash is not None]
@@ -204,7 +206,8 @@ def merge_records(records: Sequence[RunRecord]) -> RunRecord:
                             "steps": {str(rank): rec.steps for rank, rec in ranked}}
     return RunRecord(command=first_rec.command, engines=tuple(engines),
                      steps=max(rec.steps for _, rec in ranked), exit_status=status, findings=tuple(merged),
-                     crash=crash, not_checked=tuple(not_checked), statements=statements, root=first_rec.root,
+                     crash=crash, not_checked=tuple(not_checked), statements=statements,
+                     source_context=context, root=first_rec.root,
                      gradlens=first_rec.gradlens, python=first_rec.python, options=first_rec.options,
                      step_graph=next((r.step_graph for _, r in ranked if r.step_graph is not None), None),
                      extra=extra)

@@ -2,8 +2,9 @@
 
 GitHub shows at most 10 annotations of each type (error, warning, notice) per step and drops the rest, so
 ``annotations`` writes at most ``MAX_PER_TYPE`` of each, most severe first, then one line counting what was
-left out. The full list goes to the job summary (``$GITHUB_STEP_SUMMARY``) as a Markdown table when that
-file is set. ``gradlens report`` and the pytest plugin emit them when ``GITHUB_ACTIONS=true``.
+left out. An annotation sits on the finding's root line (the line to edit); the lines where the symptom was
+noticed are named in its text. The full list goes to the job summary (``$GITHUB_STEP_SUMMARY``) as a
+Markdown table when that file is set. ``gradlens report`` and the pytest plugin emit them when ``GITHUB_ACTIONS=true``.
 """
 
 from __future__ import annotations
@@ -80,8 +81,15 @@ def annotation_lines(findings: Iterable[Finding], root: str = "",
             props.append(f"line={f.location.line}")
         props.append(f"title={_escape_property(f'gradlens ({f.kind})')}")
         step = f" (first at step {f.step})" if f.step is not None else ""
-        lines.append(f"::{command} {','.join(props)}::{_escape_data(f.message + step)}")
+        lines.append(f"::{command} {','.join(props)}::{_escape_data(f.message + step + _noticed(f, base))}")
     return lines, left_out
+
+
+def _noticed(f: Finding, base: str) -> str:
+    """The related lines (where the symptom was noticed), which an annotation cannot point at itself."""
+    if not f.related_locations:
+        return ""
+    return " (noticed at " + ", ".join(f"{display_path(r.file, base)}:{r.line}" for r in f.related_locations) + ")"
 
 
 def step_summary(findings: Iterable[Finding], root: str = "") -> str:
@@ -91,6 +99,7 @@ def step_summary(findings: Iterable[Finding], root: str = "") -> str:
     found = _order(findings)
     for f in found:
         where = f"`{display_path(f.location.file, root)}:{f.location.line}`" if f.location else ""
+        where += _noticed(f, root)
         msg = f.message.replace("|", "\\|").replace("\n", " ")
         rows.append(f"| {f.severity} | `{f.kind}` | {where} | {f.step if f.step is not None else ''} | "
                     f"{f.count} | {msg} |")

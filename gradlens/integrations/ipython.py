@@ -87,21 +87,17 @@ def lens_html(lens: Any) -> str:
 
 
 def graph_svg(graph: Any) -> str | None:
-    """The SVG drawing of a graph from ``gradlens.graph()``, or None (not a gradlens graph, no Graphviz,
-    or the layout failed) so that IPython falls back to the next display."""
+    """The SVG drawing of a graph from ``gradlens.graph()`` (Graphviz's layout when installed, else
+    gradlens's own), or None (not a gradlens graph, or drawing failed) so that IPython falls back to the
+    next display."""
     try:
         from ..graphs import schema
 
         if not hasattr(graph, "graph") or schema.SCHEMA_VERSION not in graph.graph:
             return None
-        import shutil
+        from ..export.render import render
 
-        if shutil.which("dot") is None:
-            return None
-        from ..export.dot import to_dot
-        from ..export.render import svg_text
-
-        return svg_text(to_dot(graph))
+        return render(graph, format="svg")
     except Exception:  # a display hook must never raise into the notebook
         return None
 

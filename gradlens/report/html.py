@@ -1,9 +1,10 @@
 """The HTML report: one self-contained file that works offline (no script, font or style from a network).
 
-It shows what ran, one card per rule, each finding with its statement, numbers and fix, and for each
+It shows what ran, one card per rule, each finding with the source lines around it (the offending line
+marked), where the symptom was noticed, its numbers and fix, and for each
 finding that carries a graph the drawing of that graph as inline SVG — nodes created in earlier training
-steps are highlighted by ``gradlens.export`` — or, when Graphviz is not installed (or a layout fails), the
-DOT source with a note saying how to get the drawing. The record itself is embedded as JSON, so the file
+steps are highlighted by ``gradlens.export`` — laid out by Graphviz when ``dot`` is installed, else (or when
+its layout fails) by gradlens's own layout. The record itself is embedded as JSON, so the file
 is also a record that other tools can read back.
 """
 
@@ -15,8 +16,8 @@ import shutil
 from typing import TYPE_CHECKING, Any
 
 from ..findings import Finding
-from .base import display_path
-from .text_report import _numbers, summary_line
+from . import health_svg
+from .text_report import _numbers, gradlens_status, source_lines, summary_line, where
 
 if TYPE_CHECKING:
     from ..record import RunRecord
@@ -43,6 +44,9 @@ border-radius:10px;color:#fff;background:#8c959f;margin-right:6px}
 .sev.error{background:#cf222e} .sev.warning{background:#9a6700} .sev.info{background:#0969da}
 .where{font-family:ui-monospace,Menlo,Consolas,monospace} .when{color:#57606a;margin-left:8px}
 .stmt{background:#fff8c5;border-color:#d4a72c}
+.src{padding:6px 0} .src span{display:block;padding:0 10px;color:#57606a}
+.src span.hit{background:#fff8c5;color:#1f2328;font-weight:600;border-left:3px solid #d4a72c;padding-left:7px}
+.related{color:#57606a;font-size:.9em;margin:0 0 6px}
 .numbers{color:#57606a;font-size:.9em}
 .graph{overflow:auto;border:1px solid #d0d7de;border-radius:6px;background:#fff;margin-top:8px;
 max-height:80vh}
@@ -53,10 +57,8 @@ max-height:80vh}
 footer{color:#57606a;font-size:.85em;margin-top:32px}
 """
 
-_NO_GRAPHVIZ = ("Graphviz's <code>dot</code> was not found when this report was written, so the graph is "
-                "shown as DOT source. Install Graphviz (<code>apt-get install graphviz</code>, "
-                "<code>brew install graphviz</code> or <code>conda install graphviz</code>) and re-render "
-                "this report, or paste the DOT into any Graphviz viewer.")
+_HIT = "<span class=\"hit\">&gt; {n} | {text}</span>"
+_ROW = "<span>&nbsp; {n} | {text}</span>"
 
 
 def _e(text: Any) -> str:
@@ -67,8 +69,11 @@ class HtmlReporter:
     """Renders a record as a single offline HTML page.
 
     Args:
-        graphviz: whether to draw graphs with Graphviz; None (default) draws when ``dot`` is on PATH.
-        timeout: seconds one Graphviz layout may take before the DOT source is shown instead.
+        graphviz: whether to lay graphs out with Graphviz; None (default) does when ``dot`` is on PATH;
+            otherwise gradlens's own layout draws them.
+        timeout: seconds one Graphviz layout may take before gradlens's own layout draws the graph instead.
+        fail_on: the ``--fail-on`` severity gradlens's exit status was judged against (for the summary).
+        status: the status gradlens exits with (default: as ``gradlens report`` would after the run).
 
     Attributes:
         notes: one line per problem met while rendering (Graphviz missing, a layout that failed), for the
@@ -80,8 +85,11 @@ class HtmlReporter:
         True
     """
 
-    def __init__(self, graphviz: bool | None = None, timeout: float = 60.0):
+    def __init__(self, graphviz: bool | None = None, timeout: float = 60.0, fail_on: str = "warning",
+                 status: int | None = None):
         self.graphviz = graphviz
+        self.fail_on = fail_on
+        self.status = status
         self.timeout = timeout
         self.notes: list[str] = []
         self._draw = False
@@ -96,6 +104,7 @@ class HtmlReporter:
         if findings:
             body.append("<h2>Findings</h2>")
             body.extend(self._finding(record, f, i) for i, f in enumerate(findings))
+        body.append(health_svg.section(record.extra.get("health")))  # gradient health over the run, or ''
         if record.step_graph is not None:
             body.append("<h2>One ordinary training step</h2><p>The backward graph of one training step, for "
                         "comparison with the graphs above.</p>")
@@ -103,9 +112,6 @@ class HtmlReporter:
         if record.not_checked:
             body.append("<h2>Not checked in this run</h2><ul>"
                         + "".join(f"<li>{_e(n)}</li>" for n in record.not_checked) + "</ul>")
-        if not self._draw and (any(f.graph is not None for f in findings) or record.step_graph is not None):
-            self.notes.append("Graphviz `dot` not found: the HTML report shows DOT source instead of "
-                              "drawings (install Graphviz, e.g. apt-get install graphviz, then re-render).")
         # "<", ">" and "&" occur only inside JSON strings: escaping them keeps the script element closed.
         data = (json.dumps(record.to_dict(), ensure_ascii=True)
                 .replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026"))
@@ -125,11 +131,13 @@ class HtmlReporter:
     def _header(self, record: RunRecord) -> str:
         cmd = " ".join(record.command) or "(unknown command)"
         engines = ", ".join(record.engines) or "no engine seen"
-        summary = summary_line(record)
+        summary = summary_line(record, self.fail_on, self.status)
+        status = gradlens_status(record, self.fail_on) if self.status is None else self.status
         cls = "ok" if not record.findings else ""
         return (f"<h1>gradlens report</h1><p class=\"where\">gradlens report {_e(cmd)}</p>"
-                f"<p class=\"meta\"><span>engines: {_e(engines)}</span><span>optimizer steps: "
-                f"{record.steps}</span><span>exit status: {record.exit_status}</span></p>"
+                f"<p class=\"meta\"><span>engines: {_e(engines)}</span><span>training steps: "
+                f"{record.steps}</span><span>script exit status: {record.exit_status}</span>"
+                f"<span>gradlens exit status: {status}</span></p>"
                 f"<p class=\"{cls}\">{_e(summary)}</p>")
 
     @staticmethod
@@ -167,27 +175,30 @@ class HtmlReporter:
     def _finding(self, record: RunRecord, f: Finding, i: int) -> str:
         parts = [f"<div class=\"finding {_e(f.severity)}\" id=\"finding-{i}\">",
                  f"<h3><span class=\"sev {_e(f.severity)}\">{_e(f.severity)}</span>{_e(f.kind)}</h3>"]
-        where = "no source location"
-        if f.location is not None:
-            where = f"{display_path(f.location.file, record.root)}:{f.location.line}"
-            if f.location.function and f.location.function != "<module>":
-                where += f" in {f.location.function}"
+        place = where(f.location, record.root) if f.location is not None else "no source location"
         when = []
         if f.step is not None:
             when.append(f"first at step {f.step}")
         if f.count > 1:
             when.append(f"seen {f.count} times")
-        parts.append(f"<p><span class=\"where\">{_e(where)}</span><span class=\"when\">{_e(', '.join(when))}"
+        parts.append(f"<p><span class=\"where\">{_e(place)}</span><span class=\"when\">{_e(', '.join(when))}"
                      "</span></p>")
-        statement = record.statement(f)
-        if statement:
-            parts.append(f"<pre class=\"stmt\">{_e(statement)}</pre>")
+        lines = source_lines(record, f.location)
+        if lines:
+            width = len(str(lines[-1][0]))
+            rows = "".join((_HIT if hit else _ROW).format(n=f"{n:>{width}}", text=_e(text)) for n, text, hit in lines)
+            parts.append(f"<pre class=\"src\">{rows}</pre>")
+        for related in f.related_locations:
+            statement = record.statements.get(f"{related.file}:{related.line}")
+            parts.append(f"<p class=\"related\">noticed at <span class=\"where\">{_e(where(related, record.root))}"
+                         f"</span>{': <code>' + _e(statement) + '</code>' if statement else ''}</p>")
         parts.append(f"<p>{_e(f.message)}</p>")
         if f.subject:
             parts.append(f"<p class=\"numbers\">concerns: {_e(', '.join(f.subject))}</p>")
         numbers = _numbers(f.evidence)
         if numbers:
             parts.append(f"<p class=\"numbers\">numbers: {_e(numbers)}</p>")
+        parts.append(health_svg.links(f.evidence, record.extra.get("health")))  # to the series that show it
         if f.graph is not None:
             parts.append(self._graph(f.graph, f"finding {i}"))
         parts.append("</div>")
@@ -211,11 +222,9 @@ class HtmlReporter:
                 return f"<div class=\"graph\">{svg[start:] if start >= 0 else svg}</div>"
             except GraphvizNotFoundError:
                 self._draw = False
-                note = _NO_GRAPHVIZ
             except RuntimeError as exc:
-                self.notes.append(f"Graphviz could not draw the graph of {what}: {exc}")
-                note = f"Graphviz could not draw this graph ({_e(exc)}); its DOT source follows."
-        else:
-            note = _NO_GRAPHVIZ
-        return (f"<p class=\"note\">{note}</p><details><summary>DOT source</summary>"
-                f"<pre>{_e(dot.to_string())}</pre></details>")
+                self.notes.append(f"Graphviz could not draw the graph of {what} ({exc}); gradlens's own layout "
+                                  "drew it instead")
+        from ..export.render import render  # no Graphviz: gradlens lays the graph out itself
+
+        return f"<div class=\"graph\">{render(dot, format='svg', engine='gradlens')}</div>"

@@ -4,7 +4,9 @@ One SARIF rule per gradlens rule slug, listed in a fixed order so ``ruleIndex`` 
 paths under the run's directory are written relative to the ``SRCROOT`` base (what code scanning needs to
 match files in the repository); ``partialFingerprints`` are built from the rule, file, function and
 statement text, not the line number, so a finding keeps its identity when code above it moves. A finding
-without a location points at the script that ran, so no finding is dropped by tools that require one.
+without a location points at the script that ran, so no finding is dropped by tools that require one. The
+location is the finding's root line (the line to edit); where the symptom was noticed is a
+``relatedLocations`` entry.
 """
 
 from __future__ import annotations
@@ -112,7 +114,21 @@ class SarifReporter:
             "properties": {"severity": f.severity, "step": f.step, "count": f.count,
                            "subject": list(f.subject), "evidence": dict(f.evidence)},
         }
+        related = [self._related(record, i, loc) for i, loc in enumerate(f.related_locations)]
+        if related:
+            result["relatedLocations"] = related
         return result
+
+    def _related(self, record: RunRecord, index: int, loc) -> dict[str, Any]:
+        """A related location (where the symptom was noticed, or the update statement of a loop): SARIF's
+        ``relatedLocations`` entry, with an ``id`` and the statement as a snippet."""
+        region: dict[str, Any] = {"startLine": max(1, int(loc.line))}
+        statement = record.statements.get(f"{loc.file}:{loc.line}")
+        if statement:
+            region["snippet"] = {"text": statement}
+        return {"id": index + 1,
+                "physicalLocation": {"artifactLocation": self._artifact(record, loc.file), "region": region},
+                "message": {"text": f"where gradlens noticed it{': ' + statement if statement else ''}"}}
 
     @staticmethod
     def _artifact(record: RunRecord, path: str) -> dict[str, Any]:

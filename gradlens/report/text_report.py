@@ -1,8 +1,10 @@
 """The text report of ``gradlens report`` and of ``lens.report()``: what ran, the findings grouped by rule
 (most severe first), how the script ended, what was not checked, and a one-line summary.
 
-Each finding shows ``file:line``, the statement there (snapshotted while the script ran), the message
-(what happened and the fix), the numbers behind it and how often it was seen. Colour is used only when
+Each finding shows ``file:line``, a few source lines around it with the offending line marked (as pytest
+shows a failing assert; snapshotted while the script ran), where the symptom was noticed when that is
+elsewhere, the message (what happened and the fix), the numbers behind it and how often it was seen. The
+summary names both exit statuses: the script's own and the one gradlens exits with (and why). Colour is used only when
 asked for (the CLI asks when the output is a terminal and ``NO_COLOR`` is unset). A record with no
 command is an in-code watch: its header and summary leave out the script and the exit status.
 """
@@ -14,32 +16,82 @@ from collections.abc import Mapping
 from itertools import groupby
 from typing import TYPE_CHECKING, Any
 
-from ..findings import Finding
+from ..findings import Finding, Location
+from ..record import severity_rank
 from .base import display_path
 
 if TYPE_CHECKING:
     from ..record import RunRecord
 
-__all__ = ["TextReporter", "summary_line"]
+__all__ = ["TextReporter", "summary_line", "gradlens_status", "source_lines", "where"]
 
 _COLORS = {"error": "1;31", "warning": "1;33", "info": "1;36", "dim": "2", "bold": "1", "ok": "1;32"}
 _WIDTH = 100
 
 
-def summary_line(record: RunRecord) -> str:
-    """``"2 findings (1 error, 1 warning) in 20 optimizer steps; exit status 0"``."""
+def gradlens_status(record: RunRecord, fail_on: str = "warning") -> int:
+    """The status ``gradlens report`` exits with after running the script: the script's own non-zero status
+    wins; else 1 when a finding reaches ``fail_on``; else 0 (``gradlens.cli`` names these constants)."""
+    return record.exit_status or (1 if record.reaches(fail_on) else 0)
+
+
+def summary_line(record: RunRecord, fail_on: str = "warning", status: int | None = None) -> str:
+    """``"2 findings (1 error, 1 warning) in 20 training steps; the script exited 0; gradlens exits 1
+    (an error-severity finding at or above --fail-on warning)"``.
+
+    Args:
+        record: the run.
+        fail_on: the ``--fail-on`` severity the status was judged against.
+        status: the status gradlens exits with; default ``gradlens_status(record, fail_on)``.
+    """
     counts: dict[str, int] = {}
     for f in record.findings:
         counts[f.severity] = counts.get(f.severity, 0) + 1
     n = len(record.findings)
     parts = ", ".join(f"{c} {sev}{'s' if c > 1 else ''}" for sev, c in
-                      sorted(counts.items(), key=lambda kv: ("error", "warning", "info").index(kv[0])
-                             if kv[0] in ("error", "warning", "info") else 9))
+                      sorted(counts.items(), key=lambda kv: severity_rank(kv[0])))
     found = f"{n} finding{'s' if n != 1 else ''}" + (f" ({parts})" if parts else "")
-    steps = f"{record.steps} optimizer step{'s' if record.steps != 1 else ''}"
+    steps = f"{record.steps} training step{'s' if record.steps != 1 else ''}"
     if not record.command:  # an in-code watch (lens.report()): there is no script and no exit status
         return f"{found} in {steps}"
-    return f"{found} in {steps}; exit status {record.exit_status}"
+    status = gradlens_status(record, fail_on) if status is None else status
+    return f"{found} in {steps}; the script exited {record.exit_status}; gradlens exits {status}" + \
+        _status_reason(record, fail_on, status)
+
+
+def _status_reason(record: RunRecord, fail_on: str, status: int) -> str:
+    if status and status == record.exit_status:
+        return " (the script's own status)"
+    if status:
+        worst = min((f.severity for f in record.findings), key=severity_rank, default="")
+        if worst and record.reaches(fail_on):
+            return f" (an {worst}-severity finding at or above --fail-on {fail_on})" if worst[0] in "aeiou" \
+                else f" (a {worst}-severity finding at or above --fail-on {fail_on})"
+        return ""
+    if record.findings:
+        return f" (no finding reaches --fail-on {fail_on})"
+    return ""
+
+
+def where(location: Location, root: str) -> str:
+    """``file:line in function``, the file relative to ``root`` when it lies under it."""
+    text = f"{display_path(location.file, root)}:{location.line}"
+    if location.function and location.function != "<module>":
+        text += f" in {location.function}"
+    return text
+
+
+def source_lines(record: RunRecord, location: Location | None) -> list[tuple[int, str, bool]]:
+    """The snapshotted lines around ``location`` as ``(number, text, is_the_location)``, dedented together;
+    just the statement when the record has no window (an older record); empty when nothing was read."""
+    if location is None:
+        return []
+    window = record.window(location)
+    if window is None:
+        statement = record.statements.get(f"{location.file}:{location.line}")
+        return [(location.line, statement, True)] if statement else []
+    text = textwrap.dedent("\n".join(line.expandtabs(4) for line in window.lines)).split("\n")
+    return [(window.first + i, line.rstrip(), window.first + i == location.line) for i, line in enumerate(text)]
 
 
 class TextReporter:
@@ -51,11 +103,13 @@ class TextReporter:
     Example:
         >>> from gradlens.record import RunRecord
         >>> print(TextReporter().render(RunRecord(command=("train.py",), steps=3)).splitlines()[-1])
-        gradlens: no findings in 3 optimizer steps; exit status 0
+        gradlens: no findings in 3 training steps; the script exited 0; gradlens exits 0
     """
 
-    def __init__(self, color: bool = False):
+    def __init__(self, color: bool = False, fail_on: str = "warning", status: int | None = None):
         self.color = color
+        self.fail_on = fail_on
+        self.status = status
 
     def _c(self, style: str, text: str) -> str:
         if not self.color or style not in _COLORS:
@@ -85,7 +139,7 @@ class TextReporter:
             for note in record.not_checked:
                 lines.extend(_wrap(note, "  - ", "    "))
         lines.append("")
-        summary = summary_line(record)
+        summary = summary_line(record, self.fail_on, self.status)
         if not record.findings:
             summary = "no findings" + summary[len("0 findings"):]
         style = "error" if any(f.severity == "error" for f in findings) else \
@@ -100,21 +154,19 @@ class TextReporter:
 
     def _finding(self, record: RunRecord, f: Finding) -> list[str]:
         out = []
-        where = "(no source location)"
-        if f.location is not None:
-            where = f"{display_path(f.location.file, record.root)}:{f.location.line}"
-            if f.location.function and f.location.function != "<module>":
-                where += f" in {f.location.function}"
+        place = where(f.location, record.root) if f.location is not None else "(no source location)"
         when = []
         if f.step is not None:
             when.append(f"first at step {f.step}")
         if f.count > 1:
             when.append(f"seen {f.count} times")
         timing = self._c("dim", "  (" + ", ".join(when) + ")") if when else ""
-        out.append("  " + self._c("bold", where) + timing)
-        statement = record.statement(f)
-        if statement:
-            out.append("    > " + statement)
+        out.append("  " + self._c("bold", place) + timing)
+        out.extend(self._source(record, f.location))
+        for related in f.related_locations:
+            statement = record.statements.get(f"{related.file}:{related.line}")
+            out.append(self._c("dim", f"    noticed at {where(related, record.root)}"
+                                      + (f": {statement}" if statement else "")))
         out.extend(_wrap(f.message, "    ", "    "))
         if f.subject:
             more = f" and {len(f.subject) - 6} more" if len(f.subject) > 6 else ""
@@ -123,6 +175,19 @@ class TextReporter:
         numbers = _numbers(f.evidence)
         if numbers:
             out.extend(self._c("dim", line) for line in _wrap(numbers, "    numbers: ", "      "))
+        return out
+
+    def _source(self, record: RunRecord, location: Location | None) -> list[str]:
+        """The lines around the location, the offending one marked with ``>`` (pytest's style)."""
+        lines = source_lines(record, location)
+        if not lines:
+            return []
+        width = len(str(lines[-1][0]))
+        out = []
+        for number, text, marked in lines:
+            row = f"{number:>{width}} | {text}".rstrip()
+            marker = self._c("error", "> ") + self._c("bold", row) if marked else "  " + self._c("dim", row)
+            out.append("    " + marker)
         return out
 
 

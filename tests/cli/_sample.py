@@ -42,6 +42,7 @@ def sample_record(crash: bool = False, with_graph: bool = True) -> RunRecord:
                 "plain numbers (loss.item()). The graph is held by `total_loss`.",
                 Location(train, 35, "main"), step=3, subject=("total_loss",),
                 evidence={"old_graphs": 45, "retained_bytes": 1048576}, count=45,
+                related_locations=(Location(train, 34, "main"),),
                 graph=retained_graph() if with_graph else None),
         Finding("accumulation", "info", "4 backward passes contributed to each optimizer step.", None,
                 step=1),

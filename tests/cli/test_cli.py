@@ -110,7 +110,7 @@ def test_findings_reach_fail_on(cli, script):
 
 def test_clean_script_exits_0(cli, script):
     status, out, _ = cli("report", script(CLEAN_LOOP))
-    assert status == EXIT_OK and "no findings in 4 optimizer steps" in out
+    assert status == EXIT_OK and "no findings in 4 training steps" in out
 
 
 @pytest.mark.parametrize("code, expected, message", [
@@ -292,8 +292,8 @@ def test_graphviz_missing(cli, tmp_path, monkeypatch):
     status, _, err = cli("report", "--format", "html", "-o", html_path, rec_path)
     assert status == EXIT_FINDINGS
     text = html_path.read_text()
-    assert "DOT source" in text and "digraph gradlens" in text and "<svg" not in text
-    assert "Graphviz" in err and "Traceback" not in err
+    assert 'class="gradlens-graph"' in text and "digraph gradlens" not in text  # drawn by gradlens itself
+    assert "Traceback" not in err
     assert "graph-retained" in text  # no finding lost
 
 

@@ -18,6 +18,7 @@ PAIRS = {
     "loss_history": "graph-retained",
     "eval_no_grad": "graph-without-backward",
     "retain_graph": "unexpected-accumulation",
+    "cnn": "missing-zero-grad",
 }
 ENGINES = ["native",
            pytest.param("torch", marks=pytest.mark.skipif(not HAS_TORCH, reason="torch not installed"))]

@@ -52,9 +52,10 @@ def test_text_is_grouped_by_rule_most_severe_first():
     heads = [line for line in text.splitlines() if re.match(r"^(ERROR|WARNING|INFO) ", line)]
     assert heads == ["ERROR graph-retained", "ERROR missing-zero-grad", "WARNING graph-without-backward",
                      "INFO accumulation"]
-    assert "train.py:35 in main" in text and "> total_loss += loss" in text
+    assert "train.py:35 in main" in text and "> 35 | total_loss += loss" in text
     assert "\x1b[" not in text
-    summary = "4 findings (2 errors, 1 warning, 1 info) in 48 optimizer steps; exit status 0"
+    summary = "4 findings (2 errors, 1 warning, 1 info) in 48 training steps; the script exited 0; gradlens exits 1 "
+    summary += "(an error-severity finding at or above --fail-on warning)"
     assert text.rstrip().endswith(summary)
 
 
@@ -118,11 +119,12 @@ def test_html_golden():
     check_golden("report.html", HtmlReporter(graphviz=False).render(record))
 
 
-def test_html_without_graphviz_shows_dot_source_and_a_note():
+def test_html_without_graphviz_draws_with_gradlens_own_layout():
     reporter = HtmlReporter(graphviz=False)
     text = reporter.render(sample_record(crash=True))
-    assert "DOT source" in text and "apt-get install graphviz" in text and "digraph gradlens" in text
-    assert reporter.notes and "Graphviz" in reporter.notes[0]
+    assert '<svg xmlns="http://www.w3.org/2000/svg" class="gradlens-graph"' in text
+    assert "digraph gradlens" not in text and not reporter.notes
+    assert "step 1" in text  # nodes from earlier steps are marked, as in the DOT export
 
 
 def _assert_offline(text: str) -> None:
@@ -160,7 +162,7 @@ def test_html_with_graphviz_inlines_svg_with_earlier_steps_highlighted():
     _assert_offline(re.sub(r"<svg.*?</svg>", "", text, flags=re.S))
 
 
-def test_html_falls_back_to_dot_when_a_layout_fails(monkeypatch):
+def test_html_falls_back_to_gradlens_layout_when_graphviz_fails(monkeypatch):
     import importlib
 
     render_mod = importlib.import_module("gradlens.export.render")  # the package rebinds `render`
@@ -171,8 +173,8 @@ def test_html_falls_back_to_dot_when_a_layout_fails(monkeypatch):
     monkeypatch.setattr(render_mod, "svg_text", failing)
     reporter = HtmlReporter(graphviz=True)
     text = reporter.render(sample_record())
-    assert "did not finish" in text and "digraph gradlens" in text and "<svg" not in text
-    assert reporter.notes and "could not draw" in reporter.notes[0]
+    assert 'class="gradlens-graph"' in text and "digraph gradlens" not in text
+    assert reporter.notes and "could not draw" in reporter.notes[0] and "did not finish" in reporter.notes[0]
 
 
 def test_colour_follows_the_terminal_and_no_color(monkeypatch):

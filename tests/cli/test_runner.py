@@ -49,7 +49,9 @@ def test_run_records_command_root_and_statements(script):
     assert record.command == (str(path), "--lr", "1")
     assert record.engines == ("native",)
     (finding,) = record.findings
-    assert record.statement(finding) == "opt.step()"
+    assert record.statement(finding) == "loss.backward()"  # the root line; the step is where it was noticed
+    (noticed,) = finding.related_locations
+    assert record.statements[f"{noticed.file}:{noticed.line}"] == "opt.step()"
 
 
 @pytest.mark.parametrize("engine", ["native", pytest.param("torch", marks=requires_torch)])

@@ -181,4 +181,4 @@ def test_text_report():
     assert text.index("ERROR missing-zero-grad") < text.index("INFO accumulation")
     assert "train.py:12 in train" in text and "seen 3 times" in text and "Not checked in this run:" in text
     assert text.splitlines()[0] == "gradlens watch  [torch]"
-    assert text.rstrip().endswith("2 findings (1 error, 1 info) in 5 optimizer steps")
+    assert text.rstrip().endswith("2 findings (1 error, 1 info) in 5 training steps")

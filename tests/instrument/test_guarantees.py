@@ -278,3 +278,32 @@ def test_lens_keeps_no_model_or_optimizer_alive(lib):
     gc.collect()
     assert [r for r in refs if r() is not None] == []
     assert lens.session.steps == 1
+
+
+def test_a_wrapper_kept_by_other_code_keeps_no_recorder_alive(lib):
+    """Code that keeps the watched ``autograd.backward`` after the watch (torch.compile's trace-rule map does,
+    as does ``bw = torch.autograd.backward``) must neither keep the run's recorder alive nor check anything."""
+    from gradlens.instrument.recorder import Recorder
+
+    original = lib.autograd.backward
+    model = sc.mlp(lib)
+    opt = lib.optim.SGD(model.parameters(), lr=0.1)
+    with gradlens.watch(on_finding="collect") as lens:
+        kept = lib.autograd.backward
+        assert kept is not original  # watched: the wrapper is installed
+        x, y = sc.batch(lib)
+        sc.mse(lib, model(x), y).backward()
+        opt.step()
+    assert lib.autograd.backward is original
+    gc.collect()
+    assert [o for o in gc.get_objects() if type(o) is Recorder] == []
+    # the kept wrapper passes calls through: the same gradients as the original, no finding added
+    for p in model.parameters():
+        p.grad = None
+    kept([sc.mse(lib, model(x), y)])
+    got = [p.grad.clone() for p in model.parameters()]
+    for p in model.parameters():
+        p.grad = None
+    original([sc.mse(lib, model(x), y)])
+    assert all(bool((a == p.grad).all()) for a, p in zip(got, model.parameters()))
+    assert lens.session.steps == 1 and lens.findings == []

@@ -63,7 +63,7 @@ def test_clean():
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines([
         "*gradlens: 1 finding at or above 'warning' in this test:*",
-        "*ERROR missing-zero-grad at test_train.py:*(step 2): SGD#0 stepped on gradients*",
+        "*ERROR missing-zero-grad at test_train.py:*(step 2): `opt` (SGD) stepped on gradients*",
         "*-v shows the full gradlens report*",
         "*gradlens: watched 2 tests; 1 failed on findings*",
     ])
@@ -104,7 +104,7 @@ def test_accumulation_passes_at_warning():
                                  "*test_accumulation_is_info FAILED*",
                                  "*test_accumulation_passes_at_warning PASSED*", "*INFO accumulation*"])
     # -v appends the full report
-    result.stdout.fnmatch_lines(["*gradlens: 1 finding (1 error) in 4 optimizer steps*"])
+    result.stdout.fnmatch_lines(["*gradlens: 1 finding (1 error) in 4 training steps*"])
 
 
 def test_ini_defaults(pytester, make_tests):

@@ -29,7 +29,8 @@ from typing import Any
 
 from gradlens.findings import RULES as FINDING_RULES
 
-__all__ = ["Spec", "generate", "render", "run", "Outcome", "Tally", "TALLY", "RULES", "VARIANTS", "variants"]
+__all__ = ["Spec", "generate", "render", "run", "Outcome", "Tally", "TALLY", "RULES", "VARIANTS", "variants",
+           "ManualSpec", "generate_manual", "MANUAL_VARIANTS"]
 
 # every edit that injects each rule (``variants`` says which apply to a given program)
 VARIANTS = {
@@ -510,8 +511,10 @@ def _evaluate_function(s: Spec, src: _Src) -> None:
         src.add("model.train()", "return total / len(val)")
 
 
-def render(s: Spec) -> str:
+def render(s: Spec | ManualSpec) -> str:
     """The program's Python source: ``train(lib)`` plus a ``__main__`` block that watches it."""
+    if isinstance(s, ManualSpec):
+        return render_manual(s)
     src = _Src()
     src.add(f'"""gradlens training program (tests/stress/programs.py): {s!r}"""', "", "")
     with src.block("def train(lib):"):
@@ -597,6 +600,189 @@ def render(s: Spec) -> str:
     return "\n".join(src.lines) + "\n"
 
 
+# --- manual loops: no optimizer object ----------------------------------------------------------------
+MANUAL_UPDATES = {
+    "sub_": ("with lib.no_grad():", "p.sub_(LR * p.grad)"),
+    "isub": ("with lib.no_grad():", "p -= LR * p.grad"),
+    "copy_": ("with lib.no_grad():", "p.copy_(p - LR * p.grad)"),
+    "data_isub": (None, "p.data -= LR * p.grad"),
+    "data_add": (None, "p.data.add_(p.grad, alpha=-LR)  # word_language_model style"),
+    "data_assign": (None, "p.data = p.data - LR * p.grad"),
+}
+MANUAL_CLEARINGS = ("grad_none", "grad_zero_", "model_zero_grad", "rebind_detach")
+MANUAL_VARIANTS = {"missing-zero-grad": ("forgotten",), "unexpected-accumulation": ("eval_backward",)}
+# seed % 4 picks the bug of a manual program: two clean ones, then one per rule
+MANUAL_CHOICES: tuple[str | None, ...] = (None, None, "missing-zero-grad", "unexpected-accumulation")
+
+
+@dataclass(frozen=True)
+class ManualSpec:
+    """A training loop written from scratch: bare leaf tensors (``W1, b1, W2, b2``) or a module, updated by
+    hand with one of ``MANUAL_UPDATES``, gradients cleared one of ``MANUAL_CLEARINGS`` ways (or the leaves
+    rebound to fresh detached copies), ``k`` backward passes per update."""
+
+    seed: int
+    model: str = "bare"  # or "module"
+    update: str = "sub_"
+    clearing: str = "grad_none"
+    clear_when: str = "after_update"  # or "before_forward" (at the start of each window)
+    k: int = 1
+    epochs: int = 2
+    micro: int = 3
+    evaluation: str = "none"  # or "no_grad"
+    width: int = 8
+    bug: str | None = None
+    variant: str | None = None
+    declare: bool = False
+
+    @property
+    def backward_per_step(self) -> int:
+        return self.k
+
+    @property
+    def steps(self) -> int:
+        return self.epochs * (self.micro // self.k)
+
+
+def manual_variants(s: ManualSpec, bug: str) -> list[str]:
+    """The edits of ``s`` that inject ``bug``: forgetting the clear (not possible when every update rebinds
+    fresh leaves), or a backward in an evaluation pass after the clear (cleared before the next forward,
+    that gradient would be wiped before it does harm: no bug)."""
+    if s.clearing == "rebind_detach":
+        return []
+    if bug == "missing-zero-grad":
+        return ["forgotten"]
+    if bug == "unexpected-accumulation" and s.clear_when == "after_update" and s.micro // s.k >= 3:
+        return ["eval_backward"]
+    return []
+
+
+def _manual_base(rng: random.Random, seed: int) -> ManualSpec:
+    model = rng.choice(("bare", "module"))
+    clearings = [c for c in MANUAL_CLEARINGS if not (c == "model_zero_grad" and model == "bare")
+                 and not (c == "rebind_detach" and model == "module")]
+    k = rng.choice((1, 1, 2, 3))
+    return ManualSpec(
+        seed=seed,
+        model=model,
+        update=rng.choice(list(MANUAL_UPDATES)),
+        clearing=rng.choice(clearings),
+        clear_when=rng.choice(("after_update", "before_forward")),
+        k=k,
+        epochs=rng.choice((2, 3)),
+        micro=k * rng.randint(3, 4),
+        evaluation=rng.choice(("none", "no_grad")),
+        width=rng.choice((4, 8)),
+    )
+
+
+def generate_manual(seed: int) -> ManualSpec:
+    """The manual-loop program for ``seed`` (its bug is ``MANUAL_CHOICES[seed % 4]``)."""
+    rng = random.Random(10_000 + seed)
+    bug = MANUAL_CHOICES[seed % len(MANUAL_CHOICES)]
+    for _ in range(10_000):
+        spec = _manual_base(rng, seed)
+        if bug is None:
+            return spec
+        admits = manual_variants(spec, bug)
+        if admits:
+            return dataclasses.replace(spec, bug=bug, variant=rng.choice(admits))
+    raise AssertionError(f"no manual program for seed {seed} admits {bug}")
+
+
+def render_manual(s: ManualSpec) -> str:
+    src = _Src()
+    src.add(f'"""gradlens manual training program (tests/stress/programs.py): {s!r}"""', "", "")
+    forgotten = s.bug == "missing-zero-grad"
+    with src.block("def train(lib):"):
+        src.add("F = lib.nn.functional", f"lib.manual_seed({s.seed})", "LR = 0.05", "")
+        if s.model == "bare":
+            w = s.width
+            src.add(
+                f"W1 = (lib.randn({D_IN}, {w}) * 0.5).requires_grad_()",
+                f"b1 = lib.zeros({w}, requires_grad=True)",
+                f"W2 = (lib.randn({w}, {D_OUT}) * 0.5).requires_grad_()",
+                f"b2 = lib.zeros({D_OUT}, requires_grad=True)",
+                "params = [W1, b1, W2, b2]",
+                "",
+            )
+            with src.block("def forward(x):"):
+                src.add("return (x @ W1 + b1).tanh() @ W2 + b2")
+        else:
+            src.add(f"model = lib.nn.Sequential(lib.nn.Linear({D_IN}, {s.width}), lib.nn.Tanh(), "
+                    f"lib.nn.Linear({s.width}, {D_OUT}))", "params = list(model.parameters())", "forward = model")
+        src.add("", f"data = [(lib.randn({N}, {D_IN}), lib.randn({N}, {D_OUT})) for _ in range({s.micro})]",
+                f"xv, yv = lib.randn({N}, {D_IN}), lib.randn({N}, {D_OUT})", "running = 0.0", "")
+
+        def clear() -> None:
+            if forgotten:
+                return
+            if s.clearing == "grad_none":
+                with src.block("for p in params:"):
+                    src.add("p.grad = None")
+            elif s.clearing == "grad_zero_":
+                with src.block("for p in params:"):
+                    with src.block("if p.grad is not None:"):
+                        src.add("p.grad.zero_()")
+            elif s.clearing == "model_zero_grad":
+                src.add("model.zero_grad()")
+
+        def update() -> None:
+            if s.clearing == "rebind_detach":
+                src.add("params = [(p - LR * p.grad).detach().requires_grad_() for p in params]",
+                        "W1, b1, W2, b2 = params")
+                return
+            guard, stmt = MANUAL_UPDATES[s.update]
+            if guard:
+                with src.block(guard):
+                    with src.block("for p in params:"):
+                        src.add(stmt)
+            else:
+                with src.block("for p in params:"):
+                    src.add(stmt)
+
+        with src.block(f"for epoch in range({s.epochs}):"):
+            with src.block("for i, (x, y) in enumerate(data):"):
+                if s.clear_when == "before_forward":
+                    if s.k > 1:
+                        with src.block(f"if i % {s.k} == 0:"):
+                            clear()
+                            if forgotten:
+                                src.add("pass")
+                    else:
+                        clear()
+                src.add(f"loss = F.mse_loss(forward(x), y){f' / {s.k}' if s.k > 1 else ''}", "loss.backward()",
+                        "running += loss.item()")
+                with src.block(f"if (i + 1) % {s.k} == 0:"):
+                    update()
+                    if s.clear_when == "after_update":
+                        clear()
+            if s.evaluation == "no_grad":
+                with src.block("with lib.no_grad():"):
+                    src.add("val_loss = F.mse_loss(forward(xv), yv).item()")
+            if s.bug == "unexpected-accumulation":
+                with src.block("if epoch == 0:"):
+                    src.add("F.mse_loss(forward(xv), yv).backward()  # for the gradient-norm log")
+        src.add("return params")
+    src.add(
+        "",
+        "",
+        'if __name__ == "__main__":',
+        "    import sys",
+        "",
+        "    import gradlens",
+        "",
+        '    if "--torch" in sys.argv:',
+        "        import torch as engine",
+        "    else:",
+        "        import gradlens.engine as engine",
+        '    with gradlens.watch(on_finding="collect") as lens:',
+        "        train(engine)",
+        "    print(lens.report())",
+    )
+    return "\n".join(src.lines) + "\n"
+
+
 # --- running and judging ----------------------------------------------------------------------------------
 @dataclass
 class Outcome:
@@ -611,20 +797,28 @@ class Outcome:
     report: str = ""
 
     @property
+    def expected(self) -> str | None:
+        """The rule the injected bug must be reported as: its slug, except where the engine raises and
+        gradlens explains the loud error (an RNN state never detached: the second backward fails)."""
+        s = self.spec
+        return LOUD.get((s.bug, s.variant), s.bug)
+
+    @property
     def verdict(self) -> str:
         """``caught``/``clean`` (both correct), or ``missed``, ``false-alarm``, ``misplaced``, ``crash``."""
         s = self.spec
         if self.error is not None:
             return "crash"
-        extra = set(self.above_info) - {s.bug}
+        rule = self.expected
+        extra = set(self.above_info) - {rule}
         if extra:
             return "false-alarm"
         if s.bug is None:
             want_info = s.backward_per_step > 1
             return "clean" if ("accumulation" in self.info) == want_info else "false-alarm"
-        if s.bug not in self.above_info:
+        if rule not in self.above_info:
             return "missed"
-        loc = self.above_info[s.bug].location
+        loc = self.above_info[rule].location
         if loc is None or loc.file != self.path:
             return "misplaced"
         return "caught"
@@ -643,17 +837,23 @@ class Outcome:
         )
 
 
+# bugs whose program raises, reported as the loud-error rule that explains the error
+LOUD = {("graph-retained", "rnn_no_detach"): "backward-through-freed-graph"} \
+    if "backward-through-freed-graph" in FINDING_RULES else {}
+
+
 def _expected_raise(s: Spec) -> bool:
     """The RNN without detach fails in backward (freed graph, or weights changed in place since)."""
     return _is(s, "graph-retained", "rnn_no_detach", "rnn_no_detach_retain")
 
 
-def run(spec: Spec, lib: Any, directory: str | Path) -> Outcome:
+def run(spec: Spec | ManualSpec, lib: Any, directory: str | Path) -> Outcome:
     """Write ``spec``'s program into ``directory``, run it watched on ``lib`` and judge it."""
     import gradlens
 
     engine = "torch" if lib.__name__ == "torch" else "native"
-    path = Path(directory) / f"program_{spec.seed}.py"
+    prefix = "manual_" if isinstance(spec, ManualSpec) else "program_"
+    path = Path(directory) / f"{prefix}{spec.seed}.py"
     source = render(spec)
     if not path.exists() or path.read_text() != source:
         path.write_text(source)

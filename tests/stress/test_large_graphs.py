@@ -67,8 +67,8 @@ def reachable(roots) -> int:
 
 def check_schema(g) -> None:
     """Every node, edge and graph attribute as ``gradlens.graphs.schema`` promises."""
-    assert set(g.graph) == {S.ENGINE, S.NODE_COUNT, S.SAVED_BYTES, S.TRUNCATED, S.MAX_NODES, S.ROOTS,
-                            S.SCHEMA_VERSION}
+    assert set(g.graph) == {S.ENGINE, S.NODE_COUNT, S.SAVED_BYTES, S.SAVED_FREED, S.TRUNCATED, S.MAX_NODES,
+                            S.ROOTS, S.SCHEMA_VERSION}
     placeholders = 0
     for n, d in g.nodes(data=True):
         assert set(d) >= {S.NAME, S.KIND, S.SHAPES, S.DTYPES, S.SAVED_BYTES, S.PARAM, S.STEP, S.MODULE}, n

@@ -25,6 +25,8 @@ from pathlib import Path
 
 import pytest
 
+from gradlens.instrument.health import CAPACITY
+
 from ..instrument.conftest import lib  # noqa: F401 - the two-engine fixture
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -74,6 +76,12 @@ def rss():
                 return int(line.split()[1]) * 1024
 
 
+def record_size(lens):
+    """Bytes of the lens's record without its gradient-health series (bounded by their own capacity, asserted
+    apart), which fill up over the first few hundred steps by design."""
+    return len(json.dumps({k: v for k, v in lens.to_dict().items() if k != "health"}))
+
+
 def sizes(rec, lens):
     """Lengths of every container the recorder and its lens hold (they must not grow with steps)."""
     out = {}
@@ -116,7 +124,7 @@ for i in range(steps):
         gc.collect()
         out["rss_warm"] = rss()
         out["sizes_warm"] = sizes(rec, lens)
-        out["record_warm"] = len(json.dumps(lens.to_dict()))
+        out["record_warm"] = record_size(lens)
         tracemalloc.start()
     x, y = lib.randn(8, 4), lib.randn(8, 1)
     if not noisy:
@@ -156,7 +164,8 @@ out["traced_end"] = tracemalloc.get_traced_memory()[0]
 out["rss_end"] = rss()
 if lens is not None:
     out["sizes_end"] = sizes(rec, lens)
-    out["record_end"] = len(json.dumps(lens.to_dict()))
+    out["record_end"] = record_size(lens)
+    out["health_points"] = max((len(v["steps"]) for v in lens.to_dict()["health"]["series"].values()), default=0)
     out["events"] = len(lens.session.events)
     out["dropped_events"] = lens.session.dropped_events
     out["findings"] = {f.kind: f.evidence for f in lens.findings}
@@ -209,6 +218,7 @@ def test_correct_loop_keeps_memory_flat_for_2000_steps(lib):
     assert grown == {}
     assert r["events"] == 0 and r["findings"] == {}
     assert r["record_end"] - r["record_warm"] <= 16  # only the step counters' digits change
+    assert 0 < r["health_points"] <= CAPACITY
 
 
 @pytest.mark.slow
@@ -230,6 +240,7 @@ def test_event_per_step_loop_stays_bounded(lib):
     budget = TRACED_GROWTH_MAX * (steps - WARMUP) // (STEPS - WARMUP)
     assert r["traced_end"] <= budget, (r["traced_end"], r["top_gradlens_allocations"])
     assert r["record_end"] - r["record_warm"] <= 1024
+    assert 0 < r["health_points"] <= CAPACITY
 
 
 @pytest.mark.slow

@@ -19,6 +19,7 @@ from ..conftest import HAS_TORCH
 from . import programs as P
 
 SEEDS = range(150)
+MANUAL_SEEDS = range(40)  # manual loops (no optimizer): 20 clean, 10 per rule
 
 
 def _lib(engine: str):
@@ -52,6 +53,28 @@ def test_random_training_program(seed, engine, program_dir):
     out = P.run(P.generate(seed), _lib(engine), program_dir)
     P.TALLY.add(out)
     assert out.ok, out.explain()
+
+
+@pytest.mark.parametrize("engine", ["torch", "native"])
+@pytest.mark.parametrize("seed", MANUAL_SEEDS)
+def test_random_manual_training_program(seed, engine, program_dir):
+    out = P.run(P.generate_manual(seed), _lib(engine), program_dir)
+    P.TALLY.add(out)
+    assert out.ok, out.explain()
+
+
+def test_manual_seed_set_covers_every_style():
+    specs = [P.generate_manual(s) for s in MANUAL_SEEDS]
+    assert Counter(s.bug for s in specs) == {None: 20, "missing-zero-grad": 10, "unexpected-accumulation": 10}
+    for feature, values in [
+        ("model", ("bare", "module")),
+        ("update", P.MANUAL_UPDATES),
+        ("clearing", P.MANUAL_CLEARINGS),
+        ("clear_when", ("after_update", "before_forward")),
+        ("k", (1, 2, 3)),
+    ]:
+        assert {getattr(s, feature) for s in specs} >= set(values), feature
+    assert any(s.k > 1 and s.bug is None for s in specs)  # accumulation info on clean manual loops
 
 
 def test_seed_set_covers_every_rule_and_variant():
