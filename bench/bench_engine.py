@@ -30,7 +30,7 @@ import numpy as np  # noqa: E402
 
 import gradlens.engine as ge  # noqa: E402
 
-TARGETS = {"mlp": 1.0, "tiny": 0.5, "rnn": 0.8, "op": 1.0}
+TARGETS = {"mlp": 1.0, "tiny": 0.5, "rnn": 0.8, "op": 1.0, "cnn": 1.5, "conv": 2.0}
 
 
 def _copy_params(src, dst, lib) -> None:
@@ -100,11 +100,47 @@ def make_op(lib, n=200):
     return step
 
 
+def make_cnn(lib, batch=64, seed=0):
+    """PyTorch's MNIST example net (conv 1->32->64 3x3, max-pool, dropout, two linears) on 28x28 input."""
+    rng = np.random.default_rng(seed)
+    nn, F = lib.nn, lib.nn.functional
+    model = nn.Sequential(nn.Conv2d(1, 32, 3), nn.ReLU(), nn.Conv2d(32, 64, 3), nn.ReLU(), nn.MaxPool2d(2),
+                          nn.Dropout(0.25), nn.Flatten(), nn.Linear(9216, 128), nn.ReLU(), nn.Dropout(0.5),
+                          nn.Linear(128, 10))
+    with lib.no_grad():
+        for p in model.parameters():
+            p.copy_(lib.tensor(rng.uniform(-0.05, 0.05, size=tuple(p.shape)).astype(np.float32)))
+    x = lib.tensor(rng.standard_normal((batch, 1, 28, 28)).astype(np.float32))
+    y = lib.tensor(rng.integers(0, 10, size=batch))
+    opt = lib.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+
+    def step():
+        opt.zero_grad()
+        loss = F.nll_loss(F.log_softmax(model(x), dim=1), y)
+        loss.backward()
+        opt.step()
+    return step
+
+
+def make_conv(lib, seed=0):
+    """conv2d forward + backward alone: (64, 32, 26, 26) input, 64 3x3 filters, input and weight grads."""
+    rng = np.random.default_rng(seed)
+    x = lib.tensor(rng.standard_normal((64, 32, 26, 26)).astype(np.float32), requires_grad=True)
+    w = lib.tensor(rng.uniform(-0.05, 0.05, (64, 32, 3, 3)).astype(np.float32), requires_grad=True)
+    b = lib.tensor(np.zeros(64, np.float32), requires_grad=True)
+
+    def step():
+        lib.nn.functional.conv2d(x, w, b).sum().backward()
+    return step
+
+
 WORKLOADS = {
     "mlp": ("MLP 784-128-10, batch 64, SGD step", lambda lib: make_mlp(lib, [784, 128, 10], 64), 1),
     "tiny": ("tiny MLP 2-16-16-1, batch 32, SGD step", lambda lib: make_mlp(lib, [2, 16, 16, 1], 32), 1),
     "rnn": ("RNN cell, 20 steps, hidden 32, SGD step", lambda lib: make_rnn(lib), 1),
     "op": ("one recorded op (4x4 mul)", lambda lib: make_op(lib), 200),
+    "cnn": ("MNIST CNN 1-32-64 3x3, batch 64, SGD step", lambda lib: make_cnn(lib), 1),
+    "conv": ("conv2d fwd+bwd 64x32x26x26, 64 3x3 filters", lambda lib: make_conv(lib), 1),
 }
 
 

@@ -47,31 +47,16 @@ from .tensor import Size, Tensor
 __version__ = "2.13.0+gradlens"
 
 
-class device:  # noqa: N801 - torch's name
-    """A device: the native engine has only the CPU."""
-
-    __slots__ = ("type", "index")
-
-    def __init__(self, type: str = "cpu", index=None):  # noqa: A002
-        if isinstance(type, device):
-            type, index = type.type, type.index  # noqa: A001
-        name = str(type).split(":")[0]
-        if name != "cpu":
-            raise RuntimeError(f"gradlens.engine runs on the CPU only; got device {type!r}")
-        self.type = "cpu"
-        self.index = index
-
-    def __repr__(self) -> str:
-        return "device(type='cpu')"
-
-    def __str__(self) -> str:
-        return "cpu"
-
-    def __eq__(self, other) -> bool:
-        return isinstance(other, device) or other == "cpu"
-
-    def __hash__(self) -> int:
-        return hash("cpu")
+from .device import accelerator, backends, cuda, device  # noqa: E402 - torch.device, torch.cuda, ...
+from .legacy_types import (  # noqa: E402 - torch.FloatTensor(...) etc.
+    BoolTensor,
+    ByteTensor,
+    DoubleTensor,
+    FloatTensor,
+    IntTensor,
+    LongTensor,
+)
+from .serialization import load, save  # noqa: E402 - torch.save / torch.load
 
 
 def is_tensor(obj) -> bool:
@@ -117,6 +102,8 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'gradlens.engine' has no attribute {name!r}")
 
 
-__all__ = ["Tensor", "Size", "dtype", "device", "autograd", "no_grad", "enable_grad", "set_grad_enabled",
+__all__ = ["Tensor", "Size", "dtype", "device", "cuda", "accelerator", "backends", "save", "load",
+           "FloatTensor", "DoubleTensor", "LongTensor", "IntTensor", "BoolTensor", "ByteTensor",
+           "autograd", "no_grad", "enable_grad", "set_grad_enabled",
            "is_grad_enabled", "inference_mode", "is_inference_mode_enabled", "is_tensor", "numel",
            *_creation_all, *_op_names, *_SUBMODULES]

@@ -6,10 +6,13 @@ weights between engines instead of relying on seeds.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from . import _dtype
 from ._args import wrong_type
+from .device import require_available
 from .tensor import Tensor
 
 __all__ = ["tensor", "as_tensor", "from_numpy", "zeros", "ones", "full", "empty", "arange", "linspace", "eye",
@@ -214,8 +217,7 @@ def scalar_tensor(s, *, dtype=None, device=None, requires_grad: bool = False) ->
                    False if requires_grad is None else requires_grad)
 
 
-def as_tensor(data, dtype=None, device=None) -> Tensor:
-    """Like ``tensor`` but shares memory with an ndarray or tensor of the same dtype."""
+def _as_tensor(data, dtype=None) -> Tensor:
     if dtype is not None:
         dtype = _dtype_arg("as_tensor", dtype)
     if isinstance(data, Tensor):
@@ -232,9 +234,6 @@ def from_numpy(ndarray: np.ndarray) -> Tensor:
         raise TypeError(f"expected np.ndarray (got {type(ndarray).__name__})")
     _dtype.from_numpy_dtype(ndarray.dtype)
     return Tensor._make(ndarray)
-
-
-from_values = as_tensor
 
 
 def zeros(*size, dtype=None, device=None, requires_grad: bool = False, out=None, layout=None) -> Tensor:
@@ -387,3 +386,48 @@ def normal(mean, std, size=None, *, generator=None, dtype=None) -> Tensor:
     shape = _sizes((size,)) if size is not None else np.broadcast_shapes(np.shape(m), np.shape(s))
     dt = _float_dtype(dtype if dtype is not None else (mean.dtype if isinstance(mean, Tensor) else None))
     return Tensor._make((m + s * _rng(generator).standard_normal(shape)).astype(dt.np))
+
+
+def _require_creatable(where) -> None:
+    """torch's error for creating a tensor on ``where``: as for moving there, except that a device type this
+    build does not link (mps, hip, ...) has no kernel to allocate with (NotImplementedError, not RuntimeError)."""
+    try:
+        require_available(where)
+    except RuntimeError as exc:
+        if "is not linked with support" not in str(exc):
+            raise  # an unknown device string
+        backend = str(where).split(":")[0].upper()
+        raise NotImplementedError(f"Could not run 'aten::empty.memory_format' with arguments from the "
+                                  f"'{backend}' backend. This could be because the operator doesn't exist for "
+                                  f"this backend, or was omitted during the selective/custom build process (if "
+                                  f"using custom build).") from None
+
+
+def _checks_device(factory):
+    """``factory`` refusing a ``device=`` this CPU-only engine cannot place data on, with the error a
+    CPU-only torch build raises (``device="cuda"``: AssertionError "Torch not compiled with CUDA enabled"),
+    so a script that would fail on the user's torch fails the same way here instead of silently running."""
+    @functools.wraps(factory)
+    def checked(*args, **kwargs):
+        where = kwargs.get("device")
+        if where is not None:
+            _require_creatable(where)
+        return factory(*args, **kwargs)
+    return checked
+
+
+for _name in ("tensor", "scalar_tensor", "zeros", "ones", "empty", "full", "zeros_like", "ones_like",
+              "empty_like", "full_like", "arange", "linspace", "eye", "rand", "randn", "randint", "randperm",
+              "rand_like", "randn_like", "randint_like"):
+    globals()[_name] = _checks_device(globals()[_name])
+del _name
+
+
+def as_tensor(data, *, dtype=None, device=None) -> Tensor:
+    """Like ``tensor`` but shares memory with an ndarray or tensor of the same dtype."""
+    if device is not None:
+        _require_creatable(device)
+    return _as_tensor(data, dtype)
+
+
+from_values = as_tensor

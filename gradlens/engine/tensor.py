@@ -19,6 +19,7 @@ from .autograd.graph import NONE_EDGE, AccumulateGrad, add_hook
 __all__ = ["Tensor", "Size"]
 
 _ndarray = np.ndarray
+_autograd = None  # the gradlens.engine.autograd module, set by the first Tensor.backward
 _getrefcount = sys.getrefcount
 
 _NONLEAF_GRAD_WARNING = (
@@ -240,7 +241,8 @@ class Tensor:
         if fn is not None:
             return (fn, self._output_nr)
         if self._rg:
-            return (self._grad_accumulator(), 0)
+            acc = self._acc  # the leaf's kept AccumulateGrad, made on first use
+            return (acc if acc is not None else self._grad_accumulator(), 0)
         return NONE_EDGE
 
     def _accumulate(self, grad, create_graph: bool, owned: bool = False) -> None:
@@ -302,9 +304,11 @@ class Tensor:
     # --- backward ---------------------------------------------------------------------------------------
     def backward(self, gradient=None, retain_graph=None, create_graph: bool = False, inputs=None) -> None:
         """Compute the gradient of this tensor w.r.t. graph leaves and accumulate it into their ``.grad``."""
-        from .autograd import backward as _backward
-
-        _backward(self, gradient, retain_graph, create_graph, inputs=inputs)
+        global _autograd
+        if _autograd is None:  # imported on first use (autograd imports this module)
+            from . import autograd as _autograd
+        # looked up at call time: gradlens's recorder wraps autograd.backward
+        _autograd.backward(self, gradient, retain_graph, create_graph, inputs=inputs)
 
     def detach(self) -> Tensor:
         """A new leaf sharing this tensor's data (and version counter) that requires no grad.
@@ -363,6 +367,8 @@ class Tensor:
     @property
     def is_cuda(self) -> bool:
         return False
+
+    is_xpu = is_mps = is_meta = is_cuda  # CPU only: every accelerator flag is False
 
     @property
     def ndim(self) -> int:
@@ -506,7 +512,7 @@ class Tensor:
         return self
 
     def cuda(self, *args, **kwargs):
-        raise RuntimeError("gradlens.engine runs on the CPU only; remove .cuda() or use real torch for GPUs")
+        raise AssertionError("Torch not compiled with CUDA enabled")  # a CPU-only torch's error
 
     def pin_memory(self) -> Tensor:
         return self

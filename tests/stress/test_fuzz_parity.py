@@ -575,6 +575,109 @@ def fam_join(p: Program, x):
     return (name, chunks, d, i), lambda lib, x, ins: _pick(x.chunk(chunks, d), i)
 
 
+def fam_conv(p: Program, x):
+    """Convolution and pooling with random stride/padding/dilation/groups (sometimes a channel count off)."""
+    shape = tuple(x.shape)
+    nd = len(shape)
+    dtype = str(x.dtype).replace("torch.", "")
+    name = p.draw(st.sampled_from(["conv2d", "conv1d", "conv_transpose2d", "max_pool2d", "avg_pool2d",
+                                   "adaptive_avg_pool2d"]))
+    k = tuple(p.draw(st.integers(1, 3)) for _ in range(2))
+    stride = p.draw(st.integers(1, 2))
+    if name in ("conv2d", "conv1d", "conv_transpose2d"):
+        dims = 1 if name == "conv1d" else 2
+        chan = shape[-dims - 1] if nd > dims else 1
+        groups = p.draw(st.sampled_from([g for g in (1, 2, 3) if chan % g == 0]))
+        if p.draw(st.integers(0, 9)) == 0:
+            chan += 1  # a channel mismatch: an error in both
+        per = p.draw(st.integers(1, 2))
+        kernel = k[:dims]
+        dil = p.draw(st.integers(1, 2))
+        if name == "conv_transpose2d":
+            wshape = (chan, per) + kernel
+            pad = p.draw(st.integers(0, 1))
+            outpad = p.draw(st.integers(0, max(stride, dil) - 1))
+            w = p.add(wshape, dtype)
+            args = (name, wshape, stride, pad, outpad, groups, dil)
+            return args, lambda lib, x, ins: lib.nn.functional.conv_transpose2d(x, ins[w], None, stride, pad, outpad,
+                                                                                groups, dil)
+        wshape = (groups * per, chan // groups) + kernel
+        pad = p.draw(st.sampled_from([0, 1, "same", "valid"]))
+        if pad == "same":
+            stride = 1
+        w = p.add(wshape, dtype)
+        b = p.add((groups * per,), dtype) if p.draw(st.booleans()) else None
+        f = name
+
+        def conv(lib, x, ins):
+            return getattr(lib.nn.functional, f)(x, ins[w], None if b is None else ins[b], stride, pad, dil, groups)
+        return (name, wshape, b is not None, stride, pad, dil, groups), conv
+    if name == "adaptive_avg_pool2d":
+        size = (p.draw(st.integers(1, 4)), p.draw(st.integers(1, 4)))
+        return (name, size), lambda lib, x, ins: lib.nn.functional.adaptive_avg_pool2d(x, size)
+    pad = p.draw(st.integers(0, 1))
+    ceil = p.draw(st.booleans())
+    if name == "max_pool2d":
+        dil = p.draw(st.integers(1, 2))
+        if nd >= 3 and any(_all_padding_window(size, kk, stride, pad, dil, ceil) for size, kk in zip(shape[-2:], k)):
+            dil = 1  # a window with no input element: torch's backward writes out of bounds (it crashed a run)
+        return (name, k, stride, pad, dil, ceil), lambda lib, x, ins: lib.nn.functional.max_pool2d(
+            x, k, stride, pad, dil, ceil)
+    incl = p.draw(st.booleans())
+    return (name, k, stride, pad, ceil, incl), lambda lib, x, ins: lib.nn.functional.avg_pool2d(
+        x, k, stride, pad, ceil, incl)
+
+
+def _all_padding_window(size: int, k: int, stride: int, pad: int, dil: int, ceil: bool) -> bool:
+    """Whether a max-pool window along one axis holds no input element (dilation past a small input): torch
+    reports an index outside the input for it and its backward scatters there, undefined behaviour that
+    the fuzzer must not run (tests/stress/test_fuzz_regressions.py checks the forward and the index)."""
+    from gradlens.engine.ops.pool import _pool_out
+
+    for o in range(max(_pool_out(size, k, pad, stride, dil, ceil), 0)):
+        start = o * stride - pad
+        if start < 0:
+            start += -(start // dil) * dil
+        if start >= size:
+            return True
+    return False
+
+
+def fam_extra(p: Program, x):
+    """tril/triu, topk, xlogy, smooth_l1_loss, interpolate (nearest/linear/bilinear) (issue 13's extra ops)."""
+    shape = tuple(x.shape)
+    nd = len(shape)
+    dtype = str(x.dtype).replace("torch.", "")
+    floating = dtype.startswith("float")
+    names = ["tril", "triu", "topk"] + (["xlogy", "smooth_l1_loss"] if floating else [])
+    if floating and nd in (3, 4):
+        names.append("interpolate")
+    name = p.draw(st.sampled_from(names))
+    if name in ("tril", "triu"):
+        diag = p.draw(st.integers(-2, 2))
+        return (name, diag), lambda lib, x, ins: getattr(lib, name)(x, diag)
+    if name == "topk":
+        d = draw_dim(p, nd)
+        size = shape[d % nd] if nd and -nd <= d < nd else 1
+        k = p.draw(st.integers(0, size + (1 if p.draw(st.integers(0, 9)) == 0 else 0)))
+        largest = p.draw(st.booleans())
+        return (name, k, d, largest), lambda lib, x, ins: x.topk(k, d, largest).values
+    if name == "xlogy":
+        k = p.add(draw_bshape(p, shape), dtype, positive=True)
+        return (name,), lambda lib, x, ins: lib.xlogy(x, ins[k])
+    if name == "smooth_l1_loss":
+        k = p.add(shape, dtype)
+        beta = p.draw(st.sampled_from([1.0, 0.5, 0.0]))
+        red = p.draw(st.sampled_from(["mean", "sum", "none"]))
+        return (name, beta, red), lambda lib, x, ins: lib.nn.functional.smooth_l1_loss(x, ins[k], reduction=red,
+                                                                                      beta=beta)
+    mode = p.draw(st.sampled_from(["nearest", "linear" if nd == 3 else "bilinear"]))
+    size = tuple(p.draw(st.integers(1, 5)) for _ in range(nd - 2))
+    corners = None if mode == "nearest" else p.draw(st.sampled_from([None, True, False]))
+    return (name, mode, size, corners), lambda lib, x, ins: lib.nn.functional.interpolate(
+        x, size=size, mode=mode, align_corners=corners)
+
+
 def getattr_lib(name):
     return lambda lib: getattr(lib, name)
 
@@ -594,6 +697,8 @@ FAMILIES = {
     "setitem": fam_setitem,
     "matmul": fam_matmul,
     "join": fam_join,
+    "conv": fam_conv,
+    "extra": fam_extra,
 }
 
 
@@ -782,6 +887,18 @@ def test_fuzz_cat_stack_split_chunk(data):
 @given(st.data())
 def test_fuzz_mixed_programs(data):
     build_and_run(data, sorted(FAMILIES), 6)
+
+
+@fuzz_settings(300)
+@given(st.data())
+def test_fuzz_convolution_and_pooling(data):
+    build_and_run(data, ["conv", "unary"], 2, first_dtypes=("float32", "float64"), min_dims=3, max_dims=4)
+
+
+@fuzz_settings(300)
+@given(st.data())
+def test_fuzz_extra_ops(data):
+    build_and_run(data, ["extra", "unary", "view"], 3)
 
 
 def test_fuzz_combination_count():

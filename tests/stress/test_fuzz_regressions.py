@@ -880,3 +880,107 @@ def test_inplace_on_a_view_made_under_no_grad_is_refused():
         v.add_(1)
 
     check_error(program, np.arange(1.0, 5.0, dtype=F32), match="created in no_grad mode")
+
+
+# --- issue 13's conv/pool/interpolate on empty tensors (found by test_fuzz_mixed_programs) -----------------
+@pytest.mark.parametrize("name,x_shape,w_shape,padding", [
+    ("conv_transpose2d", (0, 1, 1, 1), (1, 1, 2, 2), 1),       # output 0x0: torch skips its size check
+    ("conv_transpose2d", (0, 1, 1, 2), (1, 1, 2, 1), 1),
+    ("conv_transpose1d", (0, 1, 1), (1, 1, 2), 1),
+], ids=["2d-1x1", "2d-1x2", "1d"])
+def test_conv_transpose_of_an_empty_batch_may_have_an_empty_output(name, x_shape, w_shape, padding):
+    check_parity(lambda lib, x, w: getattr(lib.nn.functional, name)(x, w, padding=padding), f32(*x_shape),
+                 f32(*w_shape))
+
+
+@pytest.mark.parametrize("name,x_shape,w_shape,padding,match", [
+    ("conv_transpose2d", (1, 1, 1, 1), (1, 1, 2, 2), 1, "Output size is too small"),
+    ("conv_transpose1d", (1, 1, 2), (1, 1, 1), 1, r"Given input size per channel: \(1 x 2\)"),
+    ("conv_transpose2d", (0, 1, 1, 1), (1, 1, 2, 2), 2, r"invalid shape dimension -2 at index 2 of shape "
+                                                        r"\[0, 1, -2, -2\]"),
+    ("conv_transpose2d", (0, 1, 1, 1), (1, 1, 1, 1), 1, "only one dimension can be inferred"),
+    ("conv_transpose1d", (0, 1, 2), (1, 1, 2), 2, r"into shape \[0, 1, 1, -1\]"),
+], ids=["2d-batch", "1d-batch-message", "empty-negative", "empty-two-minus-ones", "empty-one-minus-one"])
+def test_conv_transpose_refuses_a_too_small_output_as_torch(name, x_shape, w_shape, padding, match):
+    check_error(lambda lib, x, w: getattr(lib.nn.functional, name)(x, w, padding=padding), f32(*x_shape),
+                f32(*w_shape), match=match)
+
+
+@pytest.mark.parametrize("pool", [
+    lambda lib, x: lib.nn.functional.max_pool2d(x, (1, 1), 1, 0, 1, False),
+    lambda lib, x: lib.nn.functional.adaptive_max_pool2d(x, (1, 1)),
+], ids=["max_pool2d", "adaptive_max_pool2d"])
+def test_max_pool_backward_of_an_empty_batch(pool):
+    check_parity(pool, f32(0, 1, 1, 1))
+
+
+@pytest.mark.parametrize("shape,size,mode,match", [
+    ((1, 0, 1, 1), (1, 1), "nearest", r"Non-empty 4D data tensor expected but got a tensor with sizes \[1, 0, 1, 1\]"),
+    ((1, 0, 1), 1, "nearest", r"Non-empty 3D data tensor expected but got a tensor with sizes \[1, 0, 1\]"),
+    ((1, 1, 0, 1), (2, 2), "bilinear", r"input \(H: 0, W: 1\) output \(H: 2, W: 2\)"),
+    ((1, 1, 0), 2, "linear", r"input \(W: 0\) and output \(W: 2\)"),
+    ((1, 1, 2, 2), (0, 2), "nearest", "Input and output sizes should be greater than 0"),
+], ids=["no-channels-4d", "no-channels-3d", "empty-height", "empty-width-1d", "empty-output"])
+def test_interpolate_refuses_empty_channels_and_sizes_as_torch(shape, size, mode, match):
+    check_error(lambda lib, x: lib.nn.functional.interpolate(x, size=size, mode=mode), f32(*shape), match=match)
+
+
+def test_interpolate_of_an_empty_batch_is_allowed():
+    check_parity(lambda lib, x: lib.nn.functional.interpolate(x, size=(2, 2), mode="bilinear"), f32(0, 1, 1, 1))
+
+
+@pytest.mark.parametrize("dtype", [np.bool_, np.int64, np.int32])
+@pytest.mark.parametrize("name", ["conv1d", "conv_transpose1d"])
+def test_convolution_of_an_empty_batch_accepts_any_dtype(name, dtype):
+    # torch's empty path runs before its per-dtype kernels ("slow_conv2d_cpu" not implemented for 'Bool')
+    x, w = np.ones((0, 1, 3), dtype=dtype), np.ones((1, 1, 1), dtype=dtype)
+    check_parity(lambda lib, a, b: getattr(lib.nn.functional, name)(a, b), x, w, grad=False)
+    check_error(lambda lib, a, b: lib.nn.functional.conv1d(a, b), np.ones((1, 1, 3), dtype=np.bool_),
+                np.ones((1, 1, 1), dtype=np.bool_), grad=False, match="not implemented for 'Bool'")
+
+
+@pytest.mark.parametrize("x_shape,w_shape,match", [
+    ((1, 1, 2, 2), (1, 0, 1, 1), r"non-empty 2D or 4D weight tensor expected, but got: \[1, 0, 1, 1\]"),
+    ((0, 1, 2, 2), (1, 0, 1, 1), "select"),
+], ids=["batch", "empty-batch"])
+def test_conv_transpose_with_no_output_channels_is_refused_as_torch(x_shape, w_shape, match):
+    check_error(lambda lib, x, w: lib.nn.functional.conv_transpose2d(x, w), f32(*x_shape), f32(*w_shape),
+                match=match)
+
+
+@pytest.mark.parametrize("output_size", [(1, 2), (2, 3), (2, 2), (1, 1)])
+def test_adaptive_avg_pool_keeps_non_finite_values_in_their_windows(output_size):
+    # was one matmul with averaging matrices: 0 * inf made every window nan (found: x / 0 then the pool)
+    x = np.array([[[1.0, -2.0, 3.0, np.inf], [0.0, np.nan, 1.0, -np.inf]]], dtype=F32)
+    check_parity(lambda lib, t: lib.nn.functional.adaptive_avg_pool2d(t, output_size), x)
+    check_parity(lambda lib, t: lib.nn.functional.adaptive_avg_pool2d(t / 0, output_size), f32(1, 2, 4))
+
+
+def test_setitem_into_an_expanded_view_of_an_empty_tensor_writes_nothing():
+    # torch skips the overlap check when nothing is written; the engine refused the read-only numpy view
+    def program(lib, x, v):
+        e = (x * 1).expand(1, 1, -1, 2)
+        e[0] = v
+        return e
+    check_parity(program, f32(1, 1, 0, 1), f32())
+    check_error(lambda lib, x: (x * 1).expand(2, 2).__setitem__(0, 1.0), f32(1, 1), match="single memory location")
+
+
+@pytest.mark.parametrize("x", [
+    np.ones((1, 1, 1), dtype=F32),                                                   # all padding: index 2
+    np.array([[[-np.inf, 1.0], [-np.inf, -np.inf]]], dtype=F32),                     # windows of -inf only
+], ids=["all-padding-window", "minus-inf-windows"])
+def test_max_pool_reports_torchs_index_for_windows_without_a_maximum(x):
+    # torch starts each window at its first in-bounds element with -inf and takes only greater values; a
+    # window that is all padding (dilation 2 over one pixel) reports an index past the input. Forward and
+    # indices only: torch's backward of such a window writes out of bounds.
+    def pool(lib, t):
+        return lib.nn.functional.max_pool2d(t, (2, 2), 1, 1, 2 if x.size == 1 else 1, False, True)
+    check_parity(pool, x, grad=False)
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf, 2.0])
+@pytest.mark.parametrize("name", ["var", "std"])
+def test_var_of_a_0d_tensor_is_nan_for_a_non_finite_value(name, value):
+    # found: x.var(0).sum().var(0, correction=0): the 0-d shortcut gave 0 for a nan (torch: (x - x)**2 = nan)
+    check_parity(lambda lib, t: getattr(t, name)(0, correction=0), np.array(value, dtype=F32), grad=False)

@@ -17,8 +17,8 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["Node", "AccumulateGrad", "RemovableHandle", "saved_tensors_hooks", "disable_saved_tensors_hooks",
-           "SAVED_HOOKS", "BACKWARD_TWICE", "NONE_EDGE"]
+__all__ = ["Node", "AccumulateGrad", "RemovableHandle", "SavedTensor", "saved_tensors_hooks",
+           "disable_saved_tensors_hooks", "SAVED_HOOKS", "BACKWARD_TWICE", "NONE_EDGE"]
 
 BACKWARD_TWICE = (
     "Trying to backward through the graph a second time (or directly access saved tensors after they have "
@@ -269,6 +269,21 @@ class Node:
         if saved is None:
             raise RuntimeError(BACKWARD_TWICE)
         create_graph = ENGINE_STATE.create_graph
+        if not create_graph and not self._packed:  # fast paths: one or two plain saved tensors
+            n = len(saved)
+            if n == 1:
+                t = saved[0]
+                if t._vbox[0] != self._vers[0]:
+                    self._raise_modified(t, self._vers[0])
+                return (t._data,)
+            if n == 2:
+                a, b = saved
+                va, vb = self._vers
+                if a._vbox[0] != va:
+                    self._raise_modified(a, va)
+                if b._vbox[0] != vb:
+                    self._raise_modified(b, vb)
+                return (a._data, b._data)
         if self._packed:
             out = []
             for packed, unpack, is_output, edge in saved:
@@ -301,15 +316,39 @@ class Node:
             self._saved = None
             self._vers = None
 
-    def saved_arrays(self) -> list:
-        """The ndarrays this node holds for backward (empty once freed or when packed by hooks)."""
-        if not self._saved or self._packed:
-            return []
-        return [t._data for t in self._saved if hasattr(t, "_data")]
+    @property
+    def _raw_saved_tensors(self) -> tuple:
+        """What this node holds for backward, read without unpacking it (no unpack hook runs, no version
+        check), as torch's ``_raw_saved_*`` attributes: one ``SavedTensor`` per saved value, whose ``data``
+        is the saved Tensor, or what the pack hook returned under ``saved_tensors_hooks``.
+
+        Raises:
+            RuntimeError: torch's "backward through the graph a second time" text, once backward freed them.
+        """
+        saved = self._saved
+        if saved is None:
+            raise RuntimeError(BACKWARD_TWICE)
+        if self._packed:
+            return tuple([SavedTensor(packed[0]) for packed in saved])
+        return tuple([SavedTensor(t) for t in saved])
 
     # --- for subclasses -------------------------------------------------------------------------------
     def backward(self, grad):  # pragma: no cover - every op overrides
         raise NotImplementedError(f"{self.name()} has no backward")
+
+
+class SavedTensor:
+    """One value a node holds for backward, as torch's ``torch._C._autograd.SavedTensor``: ``data`` is the
+    saved Tensor itself, or, for a value saved under ``saved_tensors_hooks``, what the pack hook returned
+    (read as it is: reading it runs no hook)."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data):
+        self.data = data
+
+    def __repr__(self) -> str:
+        return f"<SavedTensor of {type(self.data).__name__}>"
 
 
 def _with_edge(t, edge):

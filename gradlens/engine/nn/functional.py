@@ -21,7 +21,18 @@ import numpy as np
 from .._args import not_a_tensor
 from ..ops import nnops as _nnops
 from ..ops._core import broadcast_error
+from ..ops.conv import conv1d, conv2d, conv_transpose1d, conv_transpose2d
+from ..ops.extra import interpolate, kl_div, smooth_l1_loss  # noqa: F401 - F.<name>, as torch
+from ..ops.pool import adaptive_avg_pool2d, adaptive_max_pool2d, avg_pool2d, max_pool2d, max_pool2d_with_indices
 from ..tensor import Tensor
+
+
+def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p: float = 0.0, is_causal: bool = False,
+                                 scale=None, enable_gqa: bool = False):
+    """torch's math reference of SDPA, composed of engine ops (see nn/modules/attention.py)."""
+    from .modules.attention import scaled_dot_product_attention as sdpa
+
+    return sdpa(query, key, value, attn_mask, dropout_p, is_causal, scale, enable_gqa)
 
 __all__ = [
     "linear",
@@ -43,6 +54,17 @@ __all__ = [
     "log_softmax",
     "softmin",
     "dropout",
+    "dropout1d",
+    "dropout2d",
+    "conv1d",
+    "conv2d",
+    "conv_transpose1d",
+    "conv_transpose2d",
+    "max_pool2d",
+    "max_pool2d_with_indices",
+    "avg_pool2d",
+    "adaptive_avg_pool2d",
+    "adaptive_max_pool2d",
     "embedding",
     "layer_norm",
     "batch_norm",
@@ -216,6 +238,66 @@ def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool 
     return _nnops.dropout(input, p, training)
 
 
+def _feature_dropout(input: Tensor, p: float, training: bool, inplace: bool, batched: bool) -> Tensor:
+    """Zero whole channels: one mask value per (sample, channel), broadcast over the spatial dims."""
+    if p < 0.0 or p > 1.0:
+        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+    x = input._data
+    if not training or p == 0 or x.size == 0:
+        return input
+    from ..creation import _rng
+
+    lead = 2 if batched else 1
+    shape = x.shape[:lead] + (1,) * (x.ndim - lead)
+    if p == 1:
+        mask = np.zeros(shape, dtype=x.dtype)
+    else:
+        mask = (_rng(None).random(shape) < (1.0 - p)).astype(x.dtype) / x.dtype.type(1.0 - p)
+    mask_t = Tensor._make(mask)
+    return input.mul_(mask_t) if inplace else input * mask_t
+
+
+def dropout1d(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False) -> Tensor:
+    """Zero whole channels of (N, C, L) or (C, L) input with probability ``p`` (``MulBackward0``).
+
+    Raises:
+        ValueError: if ``p`` is not in [0, 1].
+        RuntimeError: if the input is not 2-D or 3-D.
+    """
+    if p < 0.0 or p > 1.0:
+        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+    if input.dim() not in (2, 3):
+        raise RuntimeError(f"dropout1d: Expected 2D or 3D input, but received a {input.dim()}D input. Note that "
+                           "dropout1d exists to provide channel-wise dropout on inputs with 1 spatial dimension, a "
+                           "channel dimension, and an optional batch dimension (i.e. 2D or 3D inputs).")
+    return _feature_dropout(input, p, training, inplace, input.dim() == 3)
+
+
+def dropout2d(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False) -> Tensor:
+    """Zero whole channels of (N, C, H, W) input with probability ``p``, scaling the rest by ``1 / (1 - p)``
+    (``MulBackward0`` by a (N, C, 1, 1) mask). 3-D input is treated as (N, C, L) with torch's warning.
+
+    Raises:
+        ValueError: if ``p`` is not in [0, 1].
+    """
+    if p < 0.0 or p > 1.0:
+        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+    ndim = input.dim()
+    if ndim not in (3, 4):
+        warnings.warn(f"dropout2d: Received a {ndim}-D input to dropout2d, which is deprecated and will result "
+                      "in an error in a future release. To retain the behavior and silence this warning, please "
+                      "use dropout instead. Note that dropout2d exists to provide channel-wise dropout on inputs "
+                      "with 2 spatial dimensions, a channel dimension, and an optional batch dimension (i.e. 3D "
+                      "or 4D inputs).", stacklevel=2)
+    if ndim == 3:
+        warnings.warn("dropout2d: Received a 3D input to dropout2d and assuming that channel-wise 1D dropout "
+                      "behavior is desired - input is interpreted as shape (N, C, L), where C is the channel dim. "
+                      "This behavior will change in a future release to interpret the input as one without a "
+                      "batch dimension, i.e. shape (C, H, W). To maintain the 1D channel-wise dropout behavior, "
+                      "please switch to using dropout1d instead.", stacklevel=2)
+    return _feature_dropout(input, p, training, inplace, True)
+
+
 def embedding(
     input: Tensor,
     weight: Tensor,
@@ -304,7 +386,11 @@ def normalize(input: Tensor, p: float = 2.0, dim: int = 1, eps: float = 1e-12, o
 
 # --- losses -------------------------------------------------------------------------------------------------
 def _broadcast_pair(input: Tensor, target: Tensor, stacklevel: int = 3):
-    if tuple(target.shape) != tuple(input.shape):
+    try:
+        same = target._data.shape == input._data.shape  # the common case, without building two Sizes
+    except AttributeError:  # not tensors: the checks below raise torch's errors
+        same = False
+    if not same and tuple(target.shape) != tuple(input.shape):
         warnings.warn(
             f"Using a target size ({target.shape!r}) that is different to the input size "
             f"({input.shape!r}). This will likely lead to incorrect results due to broadcasting. Please "

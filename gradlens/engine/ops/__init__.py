@@ -12,7 +12,8 @@ from ..tensor import Tensor
 from ._core import OPS
 
 # submodules, each one family of ops; a missing one is a bug, so import errors propagate
-_FAMILIES = ("arith", "pointwise", "reduce", "shape", "linalg", "index", "inplace", "convert", "nnops")
+_FAMILIES = ("arith", "pointwise", "reduce", "shape", "linalg", "index", "inplace", "convert", "nnops", "conv",
+             "pool", "extra")
 
 for _name in _FAMILIES:
     try:

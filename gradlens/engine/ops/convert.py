@@ -47,11 +47,9 @@ def _cast(t: Tensor, dt: _dtype.dtype, copy: bool) -> Tensor:
 
 
 def _device_of(value):
-    from .. import device
+    from ..device import require_available
 
-    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
-        raise RuntimeError(f"gradlens.engine runs on the CPU only; got device index {value}")
-    return device(value)
+    return require_available(value)  # torch's CPU-only errors for cuda / mps / an index
 
 
 def _is_dtype(value) -> bool:

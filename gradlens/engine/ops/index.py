@@ -539,13 +539,16 @@ def _setitem(self: Tensor, key, value) -> None:
     except IndexError:
         raise _bounds_error(region.shape, adv) from None
     except ValueError as exc:
-        if "read-only" in str(exc):
+        target = list(region.shape) if adv is None else list(_take(region, adv).shape)
+        if "read-only" in str(exc) and 0 in target and _broadcasts(vdata, target):
+            pass  # nothing to write: torch skips its overlap check (an expanded view of an empty tensor)
+        elif "read-only" in str(exc):
             raise RuntimeError("unsupported operation: more than one element of the written-to tensor "
                                "refers to a single memory location. Please clone() the tensor before "
                                "performing the operation.") from None
-        target = list(region.shape) if adv is None else list(_take(region, adv).shape)
-        raise RuntimeError(f"shape mismatch: value tensor of shape {list(np.shape(vdata))} cannot be "
-                           f"broadcast to indexing result of shape {target}") from None
+        else:
+            raise RuntimeError(f"shape mismatch: value tensor of shape {list(np.shape(vdata))} cannot be "
+                               f"broadcast to indexing result of shape {target}") from None
     except TypeError:
         raise TypeError(f"can't assign a {type(value).__name__} to a {self.dtype!r} tensor") from None
     self._vbox[0] += 1
@@ -1075,3 +1078,11 @@ def nonzero(input: Tensor, *, out=None, as_tuple: bool = False):
 def argwhere(input: Tensor) -> Tensor:
     """``nonzero(input)``."""
     return nonzero(input)
+
+
+def _broadcasts(value, target: list) -> bool:
+    try:
+        np.broadcast_shapes(np.shape(value), tuple(target))
+    except ValueError:
+        return False
+    return True

@@ -263,7 +263,8 @@ def _saved_operands(node: Node, na: int = 0, nb: int = 1):
 
 def _cm(arr) -> bool:
     """Whether a 2-D operand is column-major (a transposed contiguous matrix, e.g. ``weight.t()``)."""
-    return arr.flags.f_contiguous and not arr.flags.c_contiguous
+    flags = arr.flags  # one flags object, not two
+    return flags.f_contiguous and not flags.c_contiguous
 
 
 def _mat1_grad(g, m2, cm1: bool):

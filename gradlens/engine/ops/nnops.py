@@ -19,6 +19,14 @@ import math
 from ._core import GRAD_MODE, NONE, AddBackward1, DivBackward1, MulBackward1, Node, Tensor, np, op, record
 from ._core import scalar_op as _scalar_op
 
+_add_reduce = np.add.reduce
+_intp = np.intp
+try:  # numpy >= 2: np.errstate's context variable, as the backward engine sets it
+    from numpy._core.umath import _extobj_contextvar as _EXTOBJ
+    from numpy._core.umath import _make_extobj
+except ImportError:  # pragma: no cover - other numpy layouts take np.errstate
+    _EXTOBJ = _make_extobj = None
+
 __all__ = [
     "silu",
     "hardtanh",
@@ -158,6 +166,17 @@ def reduction_enum(reduction) -> int:
 
 def _reduce(loss: np.ndarray, red: int) -> np.ndarray:
     if red == 1:
+        n = loss.size
+        if n and loss.dtype.char in "fd" and _EXTOBJ is not None:
+            # what ndarray.mean computes for float32/float64, bit for bit (add.reduce, then a division by the
+            # count as np.intp: float64 for a float32 sum, rounded back), under np.errstate(invalid, divide
+            # "ignore") set through its context variable: without mean's Python wrapper and errstate's
+            # object (~4 us of a loss)
+            token = _EXTOBJ.set(_make_extobj(invalid="ignore", divide="ignore"))
+            try:
+                return np.asarray(_add_reduce(loss, axis=None) / _intp(n), dtype=loss.dtype)
+            finally:
+                _EXTOBJ.reset(token)
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.asarray(loss.mean(), dtype=loss.dtype)
     if red == 2:
@@ -887,8 +906,9 @@ def _legacy_reduction(size_average, reduce, reduction):
 
 
 class NllLossBackward0(Node):
+    # saves (input, target, total_weight) as torch does: their bytes count as saved, an in-place change to
+    # either input raises at backward, and so does a second backward; the formula itself reads ``ts``/``w``
     __slots__ = ("red", "ts", "w", "total_weight", "shape", "cdim")
-    _saves = False
 
     def _layout(self, coef2: np.ndarray) -> np.ndarray:
         """A (rows, classes) array in the input's layout (class dim ``cdim``)."""
@@ -901,6 +921,7 @@ class NllLossBackward0(Node):
         return np.ascontiguousarray(np.moveaxis(coef2.reshape(moved), -1, cdim))
 
     def backward(self, g):
+        self.saved()  # raises once freed, or after an in-place change to the input or the target
         is_arr = _is_arr(g)
         gd = _data(g)
         dtype = gd.dtype
@@ -1011,6 +1032,7 @@ def _nll(input: Tensor, target: Tensor, weight, ignore_index: int, red: int, nod
     if node is not None:
         node.red, node.ts, node.w = red, ts, w
         node.total_weight, node.shape, node.cdim = total_weight, x.shape, cdim
+        node.save(input, target, Tensor._make(np.asarray(total_weight, dtype=x.dtype)))
     return res
 
 

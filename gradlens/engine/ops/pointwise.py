@@ -29,6 +29,23 @@ from ._core import (
     sum_to,
 )
 
+# np.where without its __array_function__ dispatch (NEP 18's ``_implementation``; ~3 us of a 7 us call on
+# the small arrays of a backward formula); the operands here are always ndarrays
+_where = getattr(np.where, "_implementation", np.where)
+
+_ZEROS: dict = {}
+
+
+def _zero(dtype) -> np.ndarray:
+    """A read-only 0-d zero of ``dtype``: the value numpy casts a Python ``0`` to, without converting the
+    Python number again in every call (~1.4 us of a 2.4 us comparison on small arrays, numpy 2)."""
+    key = dtype.type  # hashing a dtype itself costs ~1k instructions; its scalar type hashes by identity
+    z = _ZEROS.get(key)
+    if z is None:
+        z = _ZEROS[key] = np.zeros((), key)
+        z.flags.writeable = False
+    return z
+
 try:  # numpy's own error-state switch, without the ~2 us of ``np.errstate`` per call
     from numpy._core.umath import _extobj_contextvar as _EXTOBJ
     from numpy._core.umath import _make_extobj
@@ -642,7 +659,7 @@ class ReluBackward0(Node):
         # torch's threshold_backward: 0 where result <= 0, so a nan result passes the gradient
         if isinstance(g, Tensor) or isinstance(r, Tensor):
             return (_keep(g, ~(_arr(r) <= 0)),)
-        return (np.where(r <= 0, 0, g),)
+        return (_where(r <= _zero(r.dtype), _zero(g.dtype), g),)
 
 
 @op()
@@ -683,7 +700,7 @@ def relu(input: Tensor) -> Tensor:
     a = input._data
     if a.dtype == np.bool_:
         raise RuntimeError("Boolean inputs not supported for relu")
-    res, node = _rec(np.maximum(a, 0), ReluBackward0, input)
+    res, node = _rec(np.maximum(a, _zero(a.dtype)), ReluBackward0, input)
     if node is not None:
         node.save(res)
     return res

@@ -568,7 +568,7 @@ def _var(input: Tensor, dim, unbiased, keepdim, correction, name: str, node_cls)
         warnings.warn(f"{name}(): degrees of freedom is <= 0. Correction should be strictly less than the "
                       "reduction factor (input numel divided by output numel).", UserWarning, stacklevel=3)
     if arr.ndim == 0 or arr.size == 0:
-        fill = 0.0 if arr.size else np.nan
+        fill = np.nan if arr.size == 0 or not np.isfinite(arr) else 0.0  # 0-d: (x - x)**2, nan for inf or nan
         out = _quiet(np.divide, np.full(_out_shape(arr.shape, axes, keepdim), fill, arr.dtype),
                      arr.dtype.type(builtins.max(denom, 0)))
     else:

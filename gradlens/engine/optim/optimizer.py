@@ -210,6 +210,11 @@ class Optimizer:
         @functools.wraps(func)
         def wrapper(*args, **kwargs):
             self = args[0]
+            if not (_global_optimizer_pre_hooks or self._optimizer_step_pre_hooks or _global_optimizer_post_hooks
+                    or self._optimizer_step_post_hooks):  # no hooks: no chains to build and walk
+                out = func(*args, **kwargs)
+                self._optimizer_step_code()
+                return out
             pre_hooks = chain(_global_optimizer_pre_hooks.values(), self._optimizer_step_pre_hooks.values())
             for pre_hook in pre_hooks:
                 result = pre_hook(self, args, kwargs)

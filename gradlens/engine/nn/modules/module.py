@@ -820,6 +820,7 @@ class Module:
         """Move/cast parameters and buffers: devices are no-ops (CPU only); a floating dtype casts floats."""
         from ... import _dtype
         from ... import device as _device
+        from ...device import require_available
 
         dtype = kwargs.get("dtype")
         dev = kwargs.get("device")
@@ -831,7 +832,7 @@ class Module:
             elif isinstance(a, (str, _device)):
                 dev = a
         if dev is not None:
-            _device(dev)  # raises for non-CPU devices
+            require_available(dev)  # torch's CPU-only errors for other devices
         if dtype is not None:
             dt = _dtype.to_dtype(dtype)
             if dt.np.kind != "f":
@@ -864,7 +865,7 @@ class Module:
         return self
 
     def cuda(self, device=None) -> Module:
-        raise RuntimeError("gradlens.engine runs on the CPU only; remove .cuda() or use real torch for GPUs")
+        raise AssertionError("Torch not compiled with CUDA enabled")  # a CPU-only torch's error
 
     # --- state dict ---------------------------------------------------------------------------------------
     def _save_to_state_dict(self, destination, prefix: str, keep_vars: bool) -> None:
