@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from . import eval_mode, hidden_state, manual_update, retention, zero_grad
+from . import early_clear, eval_mode, hidden_state, manual_update, retention, zero_grad
 from .edits import Edit, FileFix
 from .source import SourceFile
 
@@ -29,6 +29,7 @@ Writer = Callable[["Finding", SourceFile], "list[Edit] | str"]
 FIXERS: dict[str, Writer] = {
     "graph-retained": retention.fix,
     "missing-zero-grad": zero_grad.fix,
+    "zero-grad-before-step": early_clear.fix,
     "graph-without-backward": eval_mode.fix,
     "backward-through-freed-graph": hidden_state.fix,
     "inplace-on-leaf": manual_update.fix_inplace,

@@ -7,7 +7,8 @@ Each rule has a *root line* (README, rule catalogue):
 * ``missing-zero-grad``: the ``zero_grad()`` in the stepping loop that clears other parameters than the
   optimizer's (named in the message), or, when the loop has none, its ``backward()`` call;
 * ``param-not-in-optimizer``: the statement that built the optimizer;
-* ``graph-without-backward``: the forward call outside ``no_grad`` (captured by the forward hook itself).
+* ``graph-without-backward``: the forward call outside ``no_grad`` (captured by the forward hook itself);
+* ``zero-grad-before-step``: the ``zero_grad()`` that runs between the loop's ``backward()`` and ``step()``.
 
 The step (or tick) line where the symptom was noticed becomes a related location. Everything here runs
 once per problem, when its finding is first accepted: it reads the user's frames and the ``ast`` of the
@@ -330,6 +331,8 @@ class RootLines:
             try:
                 if f.kind == "missing-zero-grad" and not f.related_locations:
                     f = self._zero_grad_root(f, frame)
+                elif f.kind == "zero-grad-before-step" and not f.related_locations:
+                    f = self._early_clear_root(f, frame)
                 elif f.kind == "param-not-in-optimizer":
                     f = self._optimizer_root(f, frame)
                 elif f.kind == "graph-retained" and not f.related_locations and f.location is not None:
@@ -394,6 +397,35 @@ class RootLines:
             here = Location(code.co_filename, call.lineno, code.co_name)
             msg = f"{f.message} The loop has no zero_grad() call: add one before this backward()."
             return _replace(f, location=here, related_locations=noticed, message=msg)
+        return f
+
+    def _early_clear_root(self, f: Finding, frame) -> Finding:
+        """``zero-grad-before-step``: the ``zero_grad()`` of the loop that clears the stepped parameters
+        and sits between the loop's ``backward()`` and this ``step()`` (in source order)."""
+        os_, opt = self._opt_of_finding(f)
+        if os_ is None or f.location is None:
+            return f
+        cleared = {id(p) for st in os_.states if st.name in f.subject and (p := st.ref()) is not None}
+        code = frame.f_code
+        scope = scope_of(code.co_filename, code.co_name, frame.f_lineno)
+        if scope is None or not cleared:
+            return f
+        step_line = frame.f_lineno
+        block = loop_of(scope, step_line)
+        backwards = [c.lineno for c in _method_calls(scope, "backward", block) if c.lineno < step_line]
+        if not backwards:
+            return f
+        for call in _method_calls(scope, "zero_grad", block):
+            if not backwards[-1] < call.lineno < step_line:
+                continue
+            dotted = _dotted(call.func.value)
+            target = _resolve(frame, dotted) if dotted else None
+            ids = _params_of(target) if target is not None else None
+            if ids and cleared & ids:
+                here = Location(code.co_filename, call.lineno, code.co_name)
+                msg = (f"{f.message} `{dotted}.zero_grad()` (line {call.lineno}) runs after backward() "
+                       f"(line {backwards[-1]}) and before step().")
+                return _replace(f, location=here, related_locations=(f.location,), message=msg)
         return f
 
     def _optimizer_root(self, f: Finding, frame) -> Finding:
