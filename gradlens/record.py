@@ -18,6 +18,7 @@ import json
 import linecache
 import os
 import platform
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -291,6 +292,15 @@ def parse_record(data: Any, source: str = "the record") -> RunRecord:
                           ) from exc
 
 
+def _ends_mid_document(text: str, exc: json.JSONDecodeError) -> bool:
+    """Whether the JSON error is the text ending inside the document: at its end, inside a string (the
+    decoder reports an unterminated string only when the text ends first), or inside a last token (``tr``,
+    ``1.``) that nothing follows."""
+    rest = text[exc.pos:].strip()
+    return (exc.pos >= len(text.rstrip()) or exc.msg.startswith("Unterminated string")
+            or re.fullmatch(r"[A-Za-z0-9.+-]+", rest) is not None)
+
+
 def load_record(path: str | os.PathLike[str]) -> RunRecord:
     """Read a record (a JSON report) from a file.
 
@@ -315,8 +325,9 @@ def load_record(path: str | os.PathLike[str]) -> RunRecord:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        hint = " (the file looks truncated)" if exc.pos >= len(text.rstrip()) else ""
-        raise RecordError(f"{name} is not valid JSON{hint}: {exc.msg} at line {exc.lineno}, column "
+        hint = " (the file looks truncated)" if _ends_mid_document(text, exc) else ""
+        what = exc.msg.removesuffix(" at")  # "Unterminated string starting at" + " at line ..."
+        raise RecordError(f"{name} is not valid JSON{hint}: {what} at line {exc.lineno}, column "
                           f"{exc.colno}. Expected a file written by `gradlens report --format json`."
                           ) from exc
     except RecursionError:

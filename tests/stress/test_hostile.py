@@ -790,6 +790,21 @@ _SUBPROCESS_CASES = [
 ]
 
 
+def test_a_record_cut_anywhere_is_called_truncated(tmp_path, record_dict):
+    # the cut of "truncated-half" moves with the record's content: inside a string, a number, a literal or
+    # between tokens, the message must say the file looks truncated (CI once cut inside a string)
+    from gradlens.errors import RecordError
+    from gradlens.record import load_record
+
+    text = json.dumps(record_dict, indent=2)
+    path = tmp_path / "rec.json"
+    for cut in range(1, len(text) - 1, max(1, len(text) // 400)):
+        path.write_text(text[:cut], "utf-8")
+        with pytest.raises(RecordError) as info:
+            load_record(str(path))
+        assert "looks truncated" in str(info.value), (cut, text[max(0, cut - 20):cut], str(info.value))
+
+
 @pytest.mark.parametrize("case", _CASE_NAMES)
 def test_unreadable_record_in_process(tmp_path, record_dict, case):
     content, word = _unreadable_cases(json.dumps(record_dict, indent=2))[case]
