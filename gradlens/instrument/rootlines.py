@@ -8,7 +8,8 @@ Each rule has a *root line* (README, rule catalogue):
   optimizer's (named in the message), or, when the loop has none, its ``backward()`` call;
 * ``param-not-in-optimizer``: the statement that built the optimizer;
 * ``graph-without-backward``: the forward call outside ``no_grad`` (captured by the forward hook itself);
-* ``zero-grad-before-step``: the ``zero_grad()`` that runs between the loop's ``backward()`` and ``step()``.
+* ``zero-grad-before-step``: the ``zero_grad()`` that runs between the loop's ``backward()`` and ``step()``;
+* ``unexpected-accumulation`` from a second backward through one graph: the ``backward(retain_graph=True)``.
 
 The step (or tick) line where the symptom was noticed becomes a related location. Everything here runs
 once per problem, when its finding is first accepted: it reads the user's frames and the ``ast`` of the
@@ -303,6 +304,39 @@ def _params_of(obj: Any) -> set[int] | None:
     return None
 
 
+def _retain_graph_calls(nodes) -> list[ast.Call]:
+    return [n for n in nodes if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)
+            and n.func.attr == "backward" and any(k.arg == "retain_graph" and not (
+                isinstance(k.value, ast.Constant) and not k.value.value) for k in n.keywords)]
+
+
+def _retained_backward_root(f: Finding, frame) -> Finding:
+    """``unexpected-accumulation`` from a repeated backward: the ``backward(retain_graph=True)`` that lets the
+    graph be walked twice, in the stepping loop or in a function of the same file the loop calls (one level:
+    ``norm = grad_norm(loss, model)``). Only when exactly one such call is found."""
+    if f.location is None:
+        return f
+    code = frame.f_code
+    filename = code.co_filename
+    scope = scope_of(filename, code.co_name, frame.f_lineno)
+    if scope is None:
+        return f
+    block = loop_of(scope, frame.f_lineno)
+    inside = list(_within(scope, block))
+    found = [(c, code.co_name) for c in _retain_graph_calls(inside)]
+    called = {n.func.id for n in inside if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}
+    for fn in _parsed(filename)[1]:
+        if fn.name in called:
+            found += [(c, fn.name) for c in _retain_graph_calls(ast.walk(fn))]
+    if len({c.lineno for c, _ in found}) != 1:
+        return f
+    call, function = found[0]
+    here = Location(filename, call.lineno, function)
+    msg = (f"{f.message} The first pass is the backward(retain_graph=True) at line {call.lineno}: to only read "
+           "gradients there, use torch.autograd.grad(..., retain_graph=True), which does not add to .grad.")
+    return _replace(f, location=here, related_locations=(f.location,), message=msg)
+
+
 def _noticed_here(f: Finding, frame) -> Finding:
     """``f`` with the statement running now (where it was noticed) as related, when that is another line."""
     code = frame.f_code
@@ -333,6 +367,10 @@ class RootLines:
                     f = self._zero_grad_root(f, frame)
                 elif f.kind == "zero-grad-before-step" and not f.related_locations:
                     f = self._early_clear_root(f, frame)
+                elif (f.kind == "unexpected-accumulation" and (f.key or "").startswith("unexpected-accumulation:"
+                                                                                       "repeat:")
+                      and not f.related_locations):
+                    f = _retained_backward_root(f, frame)
                 elif f.kind == "param-not-in-optimizer":
                     f = self._optimizer_root(f, frame)
                 elif f.kind == "graph-retained" and not f.related_locations and f.location is not None:
