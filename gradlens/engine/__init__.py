@@ -39,6 +39,7 @@ from .autograd import (
     no_grad,
     set_grad_enabled,
 )
+from .autograd.anomaly_mode import is_anomaly_check_nan_enabled, is_anomaly_enabled, set_anomaly_enabled
 from .creation import *  # noqa: F401,F403
 from .creation import __all__ as _creation_all
 from .ops import OPS as _OPS
@@ -91,7 +92,20 @@ def _export_ops() -> list:
 
 _op_names = _export_ops()
 
-_SUBMODULES = ("nn", "optim", "utils")
+# sparse COO tensors: the sparse-aware add/matmul/mm/sum replace the dense function forms (and fall back to them)
+from .ops.sparse_ops import (  # noqa: E402,F401,F811 - add, matmul, mm, sum are in __all__ already
+    add,
+    layout,
+    matmul,
+    mm,
+    sparse_coo,
+    sparse_coo_tensor,
+    spmm,
+    strided,
+    sum,
+)
+
+_SUBMODULES = ("nn", "optim", "utils", "sparse")
 
 
 def __getattr__(name: str):
@@ -105,5 +119,7 @@ def __getattr__(name: str):
 __all__ = ["Tensor", "Size", "dtype", "device", "cuda", "accelerator", "backends", "save", "load",
            "FloatTensor", "DoubleTensor", "LongTensor", "IntTensor", "BoolTensor", "ByteTensor",
            "autograd", "no_grad", "enable_grad", "set_grad_enabled",
-           "is_grad_enabled", "inference_mode", "is_inference_mode_enabled", "is_tensor", "numel",
+           "is_grad_enabled", "inference_mode", "is_inference_mode_enabled", "is_anomaly_enabled",
+           "is_anomaly_check_nan_enabled", "set_anomaly_enabled", "is_tensor", "numel",
+           "layout", "strided", "sparse_coo", "sparse_coo_tensor", "spmm",
            *_creation_all, *_op_names, *_SUBMODULES]

@@ -8,6 +8,7 @@ import operator
 import numpy as np
 
 from . import graph
+from .anomaly_mode import detect_anomaly, set_detect_anomaly
 from .engine import run_backward
 from .grad_mode import (
     enable_grad,
@@ -20,7 +21,7 @@ from .grad_mode import (
 from .graph import Node
 
 __all__ = ["backward", "grad", "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled",
-           "inference_mode", "is_inference_mode_enabled", "graph", "Node"]
+           "inference_mode", "is_inference_mode_enabled", "graph", "Node", "detect_anomaly", "set_detect_anomaly"]
 
 
 def _flag(value) -> bool:

@@ -9,6 +9,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from .anomaly_mode import MODE as ANOMALY
+from .anomaly_mode import check_nan, warn_forward_trace
 from .grad_mode import STATE as GRAD_MODE
 from .graph import ENGINE_STATE, AccumulateGrad
 
@@ -122,7 +124,9 @@ def run_backward(roots: Sequence[tuple], retain_graph: bool, create_graph: bool,
     # inf/nan arithmetic is silent in torch; numpy would print RuntimeWarnings from backward formulas
     token = _quiet_numpy()
     try:
-        if capture is None:
+        if capture is None and ANOMALY.enabled:
+            _run_checked(ready, buffers, deps, retain_graph)
+        elif capture is None:
             _run_plain(ready, buffers, deps, retain_graph)
         else:
             _run_capture(ready, buffers, deps, retain_graph, targets, needed, captured)
@@ -220,6 +224,7 @@ def _run_capture(ready: list, buffers: dict, deps: dict, retain_graph: bool, tar
                  captured: dict) -> None:
     """The backward loop of ``autograd.grad`` and ``backward(inputs=...)``: gradients reaching the captured
     edges are returned, and only nodes that lead to them run."""
+    execute = _checked_execute if ANOMALY.enabled else _execute
     while ready:
         node = ready.pop()
         buf = buffers.pop(node, None)
@@ -230,11 +235,11 @@ def _run_capture(ready: list, buffers: dict, deps: dict, retain_graph: bool, tar
             if isinstance(node, AccumulateGrad) or node not in needed:
                 grads_in = ()
             else:
-                grads_in = _execute(node, buf, retain_graph)
+                grads_in = execute(node, buf, retain_graph)
         elif node not in needed:
             grads_in = ()
         else:
-            grads_in = _execute(node, buf, retain_graph)
+            grads_in = execute(node, buf, retain_graph)
         edges = node._next
         for i, (child, nr) in enumerate(edges):
             if child is None:
@@ -249,6 +254,46 @@ def _run_capture(ready: list, buffers: dict, deps: dict, retain_graph: bool, tar
             deps[child] = left
             if left == 0:
                 ready.append(child)
+
+
+def _run_checked(ready: list, buffers: dict, deps: dict, retain_graph: bool) -> None:
+    """``_run_plain`` under anomaly mode: every node through ``_checked_execute`` (no fast path)."""
+    while ready:
+        node = ready.pop()
+        buf = buffers.pop(node, None)
+        if buf is not None and node.num_outputs == 1:
+            buf = [buf]
+        grads_in = _checked_execute(node, buf, retain_graph)
+        edges = node._next
+        for i, (child, nr) in enumerate(edges):
+            if child is None:
+                continue
+            g = grads_in[i] if i < len(grads_in) else None
+            if g is not None:
+                if child.num_outputs == 1:
+                    buffers[child] = _add(buffers.get(child), g)
+                else:
+                    cbuf = buffers.get(child)
+                    if cbuf is None:
+                        cbuf = buffers[child] = [None] * child.num_outputs
+                    cbuf[nr] = _add(cbuf[nr], g)
+            left = deps[child] - 1
+            deps[child] = left
+            if not left:
+                ready.append(child)
+
+
+def _checked_execute(node, buf, retain_graph: bool):
+    """``_execute`` with anomaly mode's checks: the forward stack warned before a backward error
+    propagates, and a nan gradient refused (``check_nan``)."""
+    try:
+        grads_in = _execute(node, buf, retain_graph)
+        if ANOMALY.check_nan:
+            check_nan(node, grads_in)
+    except Exception:
+        warn_forward_trace(node)
+        raise
+    return grads_in
 
 
 def _execute(node, buf, retain_graph: bool):

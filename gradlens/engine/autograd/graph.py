@@ -17,6 +17,9 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
+from .anomaly_mode import MODE as ANOMALY
+from .anomaly_mode import forward_stack
+
 __all__ = ["Node", "AccumulateGrad", "RemovableHandle", "SavedTensor", "saved_tensors_hooks",
            "disable_saved_tensors_hooks", "SAVED_HOOKS", "BACKWARD_TWICE", "NONE_EDGE"]
 
@@ -153,6 +156,8 @@ class Node:
     def __init__(self, next_edges: tuple):
         self._next = next_edges
         self._seq = next(_sequence)
+        if ANOMALY.enabled:  # anomaly_mode.py: where the forward call was, for a failing backward
+            self._trace = forward_stack()
 
     # --- torch's public surface -------------------------------------------------------------------
     def name(self) -> str:
@@ -376,8 +381,11 @@ def _inplace_message(arr, now: int, expected: int, producer, output_nr: int) -> 
     return (
         "one of the variables needed for gradient computation has been modified by an inplace operation: "
         f"[{_type_name(arr)} [{', '.join(map(str, arr.shape))}]]{which} is at version {now}; expected version "
-        f"{expected} instead. Hint: enable anomaly detection to find the operation that failed to compute its "
-        "gradient, with torch.autograd.set_detect_anomaly(True, check_nan=False)."
+        f"{expected} instead. " + (
+            "Hint: the backtrace further above shows the operation that failed to compute its gradient. The "
+            "variable in question was changed in there or anywhere later. Good luck!" if ANOMALY.enabled else
+            "Hint: enable anomaly detection to find the operation that failed to compute its gradient, with "
+            "torch.autograd.set_detect_anomaly(True, check_nan=False).")
     )
 
 

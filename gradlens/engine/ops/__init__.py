@@ -13,7 +13,7 @@ from ._core import OPS
 
 # submodules, each one family of ops; a missing one is a bug, so import errors propagate
 _FAMILIES = ("arith", "pointwise", "reduce", "shape", "linalg", "index", "inplace", "convert", "nnops", "conv",
-             "pool", "extra")
+             "pool", "extra", "diag_ops")
 
 for _name in _FAMILIES:
     try:
