@@ -236,19 +236,48 @@ def from_numpy(ndarray: np.ndarray) -> Tensor:
     return Tensor._make(ndarray)
 
 
+def _sparse_zeros(shape: tuple, dt: _dtype.dtype, requires_grad) -> Tensor:
+    """``layout=torch.sparse_coo``: a sparse tensor with no entries (what torch's zeros and empty give)."""
+    from .ops.sparse_ops import sparse_coo_tensor
+
+    if requires_grad:
+        raise NotImplementedError("gradlens.engine: sparse tensors cannot require grad; create the dense tensor "
+                                  "and call .to_sparse() on a tensor that does not require grad")
+    return sparse_coo_tensor(Tensor._make(np.zeros((len(shape), 0), np.int64)), Tensor._make(np.zeros(0, dt.np)),
+                             shape)
+
+
+def _is_sparse_layout(layout, fn: str) -> bool:
+    if layout is None:
+        return False
+    from .ops.sparse_ops import sparse_coo, strided
+
+    if layout is strided:
+        return False
+    if layout is sparse_coo:
+        return True
+    raise wrong_type(fn, "layout", layout, "torch.layout")
+
+
 def zeros(*size, dtype=None, device=None, requires_grad: bool = False, out=None, layout=None) -> Tensor:
-    arr = np.zeros(_sizes(size, "zeros"), dtype=_float_dtype(dtype, "zeros").np)
-    return _finish(arr, requires_grad, "zeros")
+    shape, dt = _sizes(size, "zeros"), _float_dtype(dtype, "zeros")
+    if _is_sparse_layout(layout, "zeros"):
+        return _sparse_zeros(shape, dt, requires_grad)
+    return _finish(np.zeros(shape, dtype=dt.np), requires_grad, "zeros")
 
 
 def ones(*size, dtype=None, device=None, requires_grad: bool = False, out=None, layout=None) -> Tensor:
     arr = np.ones(_sizes(size, "ones"), dtype=_float_dtype(dtype, "ones").np)
+    if _is_sparse_layout(layout, "ones"):
+        raise RuntimeError("full(...) is not implemented for sparse layout")
     return _finish(arr, requires_grad, "ones")
 
 
 def empty(*size, dtype=None, device=None, requires_grad: bool = False, memory_format=None, layout=None) -> Tensor:
-    arr = np.empty(_sizes(size, "empty"), dtype=_float_dtype(dtype, "empty").np)
-    return _finish(arr, requires_grad, "empty")
+    shape, dt = _sizes(size, "empty"), _float_dtype(dtype, "empty")
+    if _is_sparse_layout(layout, "empty"):
+        return _sparse_zeros(shape, dt, requires_grad)
+    return _finish(np.empty(shape, dtype=dt.np), requires_grad, "empty")
 
 
 def full(size, fill_value, *, dtype=None, device=None, requires_grad: bool = False) -> Tensor:

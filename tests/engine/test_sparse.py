@@ -358,3 +358,21 @@ def test_gcn_forward_and_backward_match_torch(dtype):
     train = np.arange(0, n, 2)
     check_parity(lambda lib, x, w1, w2: _gcn_loss(lib, x, w1, w2, adj_idx, n, labels, train),
                  feats, rng.normal(size=(f, 6)).astype(dtype), rng.normal(size=(6, 3)).astype(dtype))
+
+
+@needs_torch
+@pytest.mark.parametrize("make", [
+    lambda lib: lib.zeros(2, 3, layout=lib.sparse_coo),
+    lambda lib: lib.empty(4, layout=lib.sparse_coo, dtype=lib.float64),
+    lambda lib: lib.zeros(2, 2, layout=lib.strided),
+], ids=["zeros-sparse", "empty-sparse-f64", "zeros-strided"])
+def test_factories_honour_layout(make):
+    import torch
+
+    t, g = make(torch), make(ge)
+    assert repr(g) == repr(t) and g.layout is (ge.sparse_coo if t.is_sparse else ge.strided)
+
+
+def test_ones_refuses_a_sparse_layout_and_a_non_layout():
+    check_error(lambda lib: lib.ones(2, layout=lib.sparse_coo), match=r"full\(\.\.\.\) is not implemented for sparse")
+    check_error(lambda lib: lib.zeros(2, layout=5), match="argument 'layout' must be torch.layout, not int")
