@@ -53,13 +53,24 @@ def _plant_down_chain(root, sentinel: _RootSentinel, key: str, depth: int = 2) -
     backpropagates a scaled copy while ``loss`` itself may be the variable kept alive): the one sentinel
     object then dies only when the last of those nodes does, so a kept ``loss`` counts as a retained graph
     without counting twice. A separate key keeps these marks out of repeated-backward detection."""
-    node = root
+    # one read of each node's next_functions (torch builds a new tuple of wrappers on every read), no lists
+    nexts = root.next_functions
     for _ in range(depth):
-        children = [c for c, _ in node.next_functions if c is not None]
-        if len(children) != 1 or not hasattr(children[0], "metadata") or children[0].next_functions == ():
+        child = None
+        for c, _ in nexts:
+            if c is not None:
+                if child is not None:
+                    return  # two inputs: not a chain
+                child = c
+        if child is None:
             return
-        node = children[0]
-        node.metadata.setdefault(key, sentinel)
+        md = getattr(child, "metadata", None)
+        if md is None:
+            return
+        nexts = child.next_functions
+        if nexts == ():
+            return
+        md.setdefault(key, sentinel)
 
 
 class _SavedLedger:

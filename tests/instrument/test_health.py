@@ -3,6 +3,7 @@ an unwatched twin run, growth under a missing zero_grad, a dead layer at zero, N
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 
@@ -75,3 +76,30 @@ def test_thinning_keeps_the_bound():
             log.add("w", n, n, {"grad_norm": 1.0})
     steps = log.to_dict()["series"]["w"]["steps"]
     assert len(steps) <= 16 and steps[:4] == [1, 2, 3, 4] and steps[-1] > 90_000
+
+
+def test_zero_share_is_the_exact_share_of_zero_gradient_elements(lib):
+    # inputs whose first two features are exactly zero give fc1.weight gradients whose first two columns are
+    # exactly zero (grad = delta^T x): half of that parameter, none of the others (the count is exact)
+    def run(watched):
+        lib.manual_seed(0)
+        model = mlp(lib)
+        opt = lib.optim.SGD(model.parameters(), lr=0.01)
+        x, y = batch(lib)
+        x = x * lib.tensor([0.0, 0.0, 1.0, 1.0])
+        shares = []
+        with gradlens.watch(on_finding="collect", health_every=1) if watched else contextlib.nullcontext() as lens:
+            for _ in range(3):
+                opt.zero_grad()
+                mse(lib, model(x), y).backward()
+                shares.append({n: float((p.grad.detach().numpy() == 0).sum()) / p.grad.numel()
+                               for n, p in model.named_parameters()})
+                opt.step()
+        return lens, shares
+
+    lens, _ = run(True)
+    _, shares = run(False)
+    series = lens.to_dict()["health"]["series"]
+    assert [s["fc1.weight"] for s in shares] == [0.5, 0.5, 0.5]
+    for name, s in series.items():
+        assert s["zero_share"] == [sh[name] for sh in shares], name
