@@ -509,6 +509,10 @@ def to_sparse(self: Tensor, sparse_dim=None, *, layout=None, blocksize=None, den
     if layout is not None and layout is not sparse_coo:
         raise NotImplementedError(f"gradlens.engine: to_sparse(layout={layout!r}) is not supported")
     x = self._data
+    if sparse_dim is not None and (sparse_dim.__class__ is bool or not isinstance(sparse_dim, (int, np.integer))):
+        raise TypeError(f"to_sparse() received an invalid combination of arguments - got "
+                        f"({type(sparse_dim).__name__}), but expected one of:\n * (*, torch.layout layout = None, "
+                        "tuple of ints blocksize = None, int dense_dim = None)\n * (int sparse_dim)\n")
     if (sparse_dim is not None and sparse_dim != x.ndim) or dense_dim:
         raise NotImplementedError("gradlens.engine: hybrid sparse tensors are not supported (sparse_dim must be "
                                   "the tensor's ndim)")
