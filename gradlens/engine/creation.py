@@ -417,21 +417,6 @@ def normal(mean, std, size=None, *, generator=None, dtype=None) -> Tensor:
     return Tensor._make((m + s * _rng(generator).standard_normal(shape)).astype(dt.np))
 
 
-def _require_creatable(where) -> None:
-    """torch's error for creating a tensor on ``where``: as for moving there, except that a device type this
-    build does not link (mps, hip, ...) has no kernel to allocate with (NotImplementedError, not RuntimeError)."""
-    try:
-        require_available(where)
-    except RuntimeError as exc:
-        if "is not linked with support" not in str(exc):
-            raise  # an unknown device string
-        backend = str(where).split(":")[0].upper()
-        raise NotImplementedError(f"Could not run 'aten::empty.memory_format' with arguments from the "
-                                  f"'{backend}' backend. This could be because the operator doesn't exist for "
-                                  f"this backend, or was omitted during the selective/custom build process (if "
-                                  f"using custom build).") from None
-
-
 def _checks_device(factory):
     """``factory`` refusing a ``device=`` this CPU-only engine cannot place data on, with the error a
     CPU-only torch build raises (``device="cuda"``: AssertionError "Torch not compiled with CUDA enabled"),
@@ -440,7 +425,7 @@ def _checks_device(factory):
     def checked(*args, **kwargs):
         where = kwargs.get("device")
         if where is not None:
-            _require_creatable(where)
+            require_available(where, creating=True)
         return factory(*args, **kwargs)
     return checked
 
@@ -455,7 +440,7 @@ del _name
 def as_tensor(data, *, dtype=None, device=None) -> Tensor:
     """Like ``tensor`` but shares memory with an ndarray or tensor of the same dtype."""
     if device is not None:
-        _require_creatable(device)
+        require_available(device, creating=True)
     return _as_tensor(data, dtype)
 
 

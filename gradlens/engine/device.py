@@ -74,13 +74,20 @@ def _type_name(value) -> str:
     return type(value).__name__
 
 
-def require_available(value) -> device:
-    """The device ``value`` names, or the error a CPU-only torch raises when data is moved there."""
+def require_available(value, creating: bool = False) -> device:
+    """The device ``value`` names, or the error a CPU-only torch raises when data is moved there, or, with
+    ``creating``, allocated there: a device type this build does not link (mps, hip, ...) then has no kernel
+    to allocate with (NotImplementedError, not RuntimeError)."""
     dev = value if isinstance(value, device) else device(value)
     if dev.type == "cpu":
         return dev
     if dev.type in ("cuda", "xpu"):
         raise AssertionError(f"Torch not compiled with {dev.type.upper()} enabled")
+    if creating:
+        raise NotImplementedError(f"Could not run 'aten::empty.memory_format' with arguments from the "
+                                  f"'{dev.type.upper()}' backend. This could be because the operator doesn't exist "
+                                  f"for this backend, or was omitted during the selective/custom build process "
+                                  f"(if using custom build).")
     raise RuntimeError(f"PyTorch is not linked with support for {dev.type} devices")
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .edits import Edit
+from .source import calls_method
 
 if TYPE_CHECKING:
     from ..findings import Finding
@@ -22,11 +23,11 @@ if TYPE_CHECKING:
 def fix(finding: Finding, src: SourceFile) -> list[Edit] | str:
     assert finding.location is not None
     clear = src.statement_at(finding.location.line)
-    if clear is None or "zero_grad(" not in (src.segment(clear) or ""):
+    if clear is None or not calls_method(clear, "zero_grad"):
         return "the finding's line is not a zero_grad() call"
     steps = [r for r in finding.related_locations if r.file == finding.location.file]
     step = src.statement_at(steps[0].line) if steps else None
-    if step is None or ".step(" not in (src.segment(step) or ""):
+    if step is None or not calls_method(step, "step"):
         return "the step() that followed the clear is not in this file"
     holding = src.body_holding(clear)
     if holding is None or step not in holding[0] or holding[0].index(step) < holding[0].index(clear):

@@ -35,6 +35,7 @@ __all__ = ["RootLines", "accumulation_line", "variable_of", "loop_of"]
 _LOOPS = (ast.For, ast.While, ast.AsyncFor)
 _ACCUMULATE = ("append", "extend", "insert", "add", "update", "setdefault")
 _MAX_FRAMES = 16  # user frames read outward from the step call
+_REPEATED_BACKWARD = "unexpected-accumulation:repeat:"  # gradstate.py's key of a second backward, one graph
 _MAX_LOCALS = 4096  # a frame's variables scanned for an object (module frames: the globals)
 
 
@@ -337,6 +338,19 @@ def _retained_backward_root(f: Finding, frame) -> Finding:
     return _replace(f, location=here, related_locations=(f.location,), message=msg)
 
 
+def _subject_ids(os_, f: Finding) -> set[int]:
+    """Ids of the live parameters of optimizer state ``os_`` that finding ``f`` names."""
+    return {id(p) for st in os_.states if st.name in f.subject and (p := st.ref()) is not None}
+
+
+def _cleared_by(frame, call: ast.Call) -> tuple[str | None, Any, set[int] | None]:
+    """For ``X.zero_grad()`` in ``frame``'s code: ``X`` as written, its live value, and the ids of the
+    parameters it clears (None where any of them cannot be resolved)."""
+    dotted = _dotted(call.func.value)
+    target = _resolve(frame, dotted) if dotted else None
+    return dotted, target, _params_of(target) if target is not None else None
+
+
 def _noticed_here(f: Finding, frame) -> Finding:
     """``f`` with the statement running now (where it was noticed) as related, when that is another line."""
     code = frame.f_code
@@ -367,9 +381,7 @@ class RootLines:
                     f = self._zero_grad_root(f, frame)
                 elif f.kind == "zero-grad-before-step" and not f.related_locations:
                     f = self._early_clear_root(f, frame)
-                elif (f.kind == "unexpected-accumulation" and (f.key or "").startswith("unexpected-accumulation:"
-                                                                                       "repeat:")
-                      and not f.related_locations):
+                elif (f.key or "").startswith(_REPEATED_BACKWARD) and not f.related_locations:
                     f = _retained_backward_root(f, frame)
                 elif f.kind == "param-not-in-optimizer":
                     f = self._optimizer_root(f, frame)
@@ -394,7 +406,7 @@ class RootLines:
         os_, opt = self._opt_of_finding(f)
         if os_ is None or f.location is None:
             return f
-        carried = {id(p) for st in os_.states if st.name in f.subject and (p := st.ref()) is not None}
+        carried = _subject_ids(os_, f)
         code = frame.f_code
         scope = scope_of(code.co_filename, code.co_name, frame.f_lineno)
         if scope is None:
@@ -405,9 +417,7 @@ class RootLines:
         covering, wrong = None, None
         seen: set[str] = set()
         for call in _method_calls(scope, "zero_grad", block):
-            dotted = _dotted(call.func.value)
-            target = _resolve(frame, dotted) if dotted else None
-            ids = _params_of(target) if target is not None else None
+            dotted, target, ids = _cleared_by(frame, call)
             repeated = dotted in seen
             seen.add(dotted)
             if ids is None or not carried:
@@ -443,7 +453,7 @@ class RootLines:
         os_, opt = self._opt_of_finding(f)
         if os_ is None or f.location is None:
             return f
-        cleared = {id(p) for st in os_.states if st.name in f.subject and (p := st.ref()) is not None}
+        cleared = _subject_ids(os_, f)
         code = frame.f_code
         scope = scope_of(code.co_filename, code.co_name, frame.f_lineno)
         if scope is None or not cleared:
@@ -456,9 +466,7 @@ class RootLines:
         for call in _method_calls(scope, "zero_grad", block):
             if not backwards[-1] < call.lineno < step_line:
                 continue
-            dotted = _dotted(call.func.value)
-            target = _resolve(frame, dotted) if dotted else None
-            ids = _params_of(target) if target is not None else None
+            dotted, _, ids = _cleared_by(frame, call)
             if ids and cleared & ids:
                 here = Location(code.co_filename, call.lineno, code.co_name)
                 msg = (f"{f.message} `{dotted}.zero_grad()` (line {call.lineno}) runs after backward() "

@@ -124,9 +124,7 @@ def run_backward(roots: Sequence[tuple], retain_graph: bool, create_graph: bool,
     # inf/nan arithmetic is silent in torch; numpy would print RuntimeWarnings from backward formulas
     token = _quiet_numpy()
     try:
-        if capture is None and ANOMALY.enabled:
-            _run_checked(ready, buffers, deps, retain_graph)
-        elif capture is None:
+        if capture is None:
             _run_plain(ready, buffers, deps, retain_graph)
         else:
             _run_capture(ready, buffers, deps, retain_graph, targets, needed, captured)
@@ -163,19 +161,21 @@ except ImportError:  # pragma: no cover - other numpy layouts
 def _run_plain(ready: list, buffers: dict, deps: dict, retain_graph: bool) -> None:
     """The backward loop of ``Tensor.backward`` (no captured edges): each ready node runs on its buffer and
     hands one gradient per edge to its children. The common case (one output, no hooks) is inlined here;
-    everything else goes through ``_execute``. ``buffers`` holds a single-output node's gradient itself
-    and a list for a multi-output node."""
+    everything else goes through ``_execute`` (every node under anomaly mode, checked). ``buffers`` holds a
+    single-output node's gradient itself and a list for a multi-output node."""
     getrefcount = sys.getrefcount
     pop_ready, push_ready, pop_buffer, get_buffer = ready.pop, ready.append, buffers.pop, buffers.get
+    checked = ANOMALY.enabled
+    execute = _checked_execute if checked else _execute
     g = gi = grads_in = None
     while ready:
         node = pop_ready()
         if node.num_outputs != 1:
-            grads_in = _execute(node, pop_buffer(node, None), retain_graph)
-        elif (node._tprehooks is not None or node._retain is not None or node._prehooks is not None
+            grads_in = execute(node, pop_buffer(node, None), retain_graph)
+        elif (checked or node._tprehooks is not None or node._retain is not None or node._prehooks is not None
                 or node._hooks is not None):
             g = pop_buffer(node, None)
-            grads_in = _execute(node, None if g is None else [g], retain_graph)
+            grads_in = execute(node, None if g is None else [g], retain_graph)
             g = None
         else:
             g = pop_buffer(node, None)
@@ -256,36 +256,9 @@ def _run_capture(ready: list, buffers: dict, deps: dict, retain_graph: bool, tar
                 ready.append(child)
 
 
-def _run_checked(ready: list, buffers: dict, deps: dict, retain_graph: bool) -> None:
-    """``_run_plain`` under anomaly mode: every node through ``_checked_execute`` (no fast path)."""
-    while ready:
-        node = ready.pop()
-        buf = buffers.pop(node, None)
-        if buf is not None and node.num_outputs == 1:
-            buf = [buf]
-        grads_in = _checked_execute(node, buf, retain_graph)
-        edges = node._next
-        for i, (child, nr) in enumerate(edges):
-            if child is None:
-                continue
-            g = grads_in[i] if i < len(grads_in) else None
-            if g is not None:
-                if child.num_outputs == 1:
-                    buffers[child] = _add(buffers.get(child), g)
-                else:
-                    cbuf = buffers.get(child)
-                    if cbuf is None:
-                        cbuf = buffers[child] = [None] * child.num_outputs
-                    cbuf[nr] = _add(cbuf[nr], g)
-            left = deps[child] - 1
-            deps[child] = left
-            if not left:
-                ready.append(child)
-
-
 def _checked_execute(node, buf, retain_graph: bool):
-    """``_execute`` with anomaly mode's checks: the forward stack warned before a backward error
-    propagates, and a nan gradient refused (``check_nan``)."""
+    """``_execute`` under anomaly mode: the forward stack warned before a backward error propagates, and a
+    nan gradient refused (``check_nan``)."""
     try:
         grads_in = _execute(node, buf, retain_graph)
         if ANOMALY.check_nan:

@@ -396,18 +396,9 @@ def convolution(input: Tensor, weight: Tensor, bias: Tensor | None, stride, padd
         onednn = _uses_onednn(x.dtype, xb_shape, kernel4, stride4, dil4, groups)
         if onednn and (oh < 0 or ow < 0):  # torch's oneDNN path allows an output size of 0
             raise RuntimeError("could not construct a memory descriptor using a format tag")
-        if not onednn and xb_shape[0] == 0 and oh >= 0 and ow >= 0:
-            pass  # torch skips the size check for an empty batch: an output of size 0 is returned
-        elif not onednn and xb_shape[0] == 0:
-            shape = [0, out_ch, oh, ow]  # 4-D also for conv_transpose1d (height 1), as torch reports it
-            shown = ", ".join(map(str, shape))  # torch builds the output by a reshape: its errors, its order
-            if shape.count(-1) > 1:
-                raise RuntimeError("only one dimension can be inferred")
-            at = next(i for i, v in enumerate(shape) if v < -1) if any(v < -1 for v in shape) else None
-            if at is not None:
-                raise RuntimeError(f"invalid shape dimension {shape[at]} at index {at} of shape [{shown}]")
-            raise RuntimeError(f"cannot reshape tensor of 0 elements into shape [{shown}] because the "
-                               f"unspecified dimension size -1 can be any value and is ambiguous")
+        if not onednn and xb_shape[0] == 0:  # torch skips the size check for an empty batch...
+            if oh < 0 or ow < 0:  # ...and builds the output by a reshape, whose errors these are
+                raise _reshape_error([0, out_ch, oh, ow])  # 4-D also for conv_transpose1d (height 1)
         elif not onednn and (oh <= 0 or ow <= 0):
             raise RuntimeError(f"Given input size per channel: ({' x '.join(map(str, spatial4))}). Calculated output "
                                f"size per channel: ({oh} x {ow}). Output size is too small")
@@ -421,6 +412,18 @@ def convolution(input: Tensor, weight: Tensor, bias: Tensor | None, stride, padd
         return _empty_conv(input, weight, bias, out_shape)
     return _conv_record(kind, input, weight, bias, out_shape, in_hw, kernel4, stride4, pads, dil4, groups,
                         x4_shape, w4_shape)
+
+
+def _reshape_error(shape: list) -> RuntimeError:
+    """torch's error for reshaping 0 elements into ``shape`` (which holds a negative size)."""
+    shown = ", ".join(map(str, shape))
+    if shape.count(-1) > 1:
+        return RuntimeError("only one dimension can be inferred")
+    bad = [(i, v) for i, v in enumerate(shape) if v < -1]
+    if bad:
+        return RuntimeError(f"invalid shape dimension {bad[0][1]} at index {bad[0][0]} of shape [{shown}]")
+    return RuntimeError(f"cannot reshape tensor of 0 elements into shape [{shown}] because the unspecified "
+                        f"dimension size -1 can be any value and is ambiguous")
 
 
 def _empty_conv(input: Tensor, weight: Tensor, bias, out_shape: tuple) -> Tensor:

@@ -204,8 +204,9 @@ def _max_pool(input: Tensor, kernel_size, stride, padding, dilation, ceil_mode: 
     npix, cells = h * w, idx.shape[-2] * idx.shape[-1]  # explicit: reshape(.., -1) fails on an empty batch
     # an all-padding window past the input: torch's backward writes out of bounds (undefined behaviour);
     # here its gradient goes nowhere. One past the end of a row aliases the next row's element, as in torch.
-    outside = (idx < 0) | (idx >= npix) if idx.size else None
-    outside = outside if outside is not None and outside.any() else None
+    outside = (idx < 0) | (idx >= npix)
+    if not outside.any():
+        outside = None
     past = bool((starts_h + skip_h >= h).any() or (starts_w + skip_w >= w).any())  # windows that may alias
     overlap = sh < dh * (kh - 1) + 1 or sw < dw * (kw - 1) + 1 or past
 
