@@ -43,28 +43,29 @@ def _noop(*args, **kwargs):
     return None
 
 
-# recorder parts that --without replaces, and how
+# --without PART: (module of the attribute, attribute, what replaces it)
+REMOVALS = {
+    "forward-pre": ("recorder", "_make_fwd_pre", lambda self, eng: (lambda m, a: None)),
+    "forward-post": ("recorder", "_make_fwd_post", lambda self, eng: (lambda m, a, o: None)),
+    "output-sentinel": ("recorder", "_mark_output", _noop),
+    "accumulation": ("recorder", "_make_post_acc", lambda self, st: (lambda p: None)),
+    "post-step": ("recorder", "_post_step", _noop),
+    "tick": ("recorder", "_tick", _noop),
+    "before-backward": ("recorder", "_before_backward", lambda *a: False),
+    "chain-marks": ("backward", "_plant_down_chain", _noop),
+    "leaf-discovery": ("recorder", "_discover_leaves", _noop),
+    "manual-boundary": ("recorder", "_manual_boundary", _noop),
+}
+
+
 def _remove(part: str) -> None:
     from gradlens.instrument import backward as backward_mod
-    from gradlens.instrument.recorder import Recorder as R
+    from gradlens.instrument.recorder import Recorder
 
-    removals = {
-        "forward-pre": lambda: setattr(R, "_make_fwd_pre", lambda self, eng: (lambda m, a: None)),
-        "forward-post": lambda: setattr(R, "_make_fwd_post", lambda self, eng: (lambda m, a, o: None)),
-        "output-sentinel": lambda: setattr(R, "_mark_output", _noop),
-        "accumulation": lambda: setattr(R, "_make_post_acc", lambda self, st: (lambda p: None)),
-        "post-step": lambda: setattr(R, "_post_step", _noop),
-        "tick": lambda: setattr(R, "_tick", _noop),
-        "before-backward": lambda: setattr(R, "_before_backward", lambda *a: False),
-        "chain-marks": lambda: setattr(backward_mod, "_plant_down_chain", _noop),
-        "leaf-discovery": lambda: setattr(R, "_discover_leaves", _noop),
-        "manual-boundary": lambda: setattr(R, "_manual_boundary", _noop),
-    }
-    removals[part]()
+    where, attr, replacement = REMOVALS[part]
+    setattr(Recorder if where == "recorder" else backward_mod, attr, replacement)
 
 
-PARTS = ("forward-pre", "forward-post", "output-sentinel", "accumulation", "post-step", "tick", "before-backward",
-         "chain-marks", "leaf-discovery", "manual-boundary")
 CONFIGS = ("plain", "empty", "steady", "default", "unsampled")
 
 
@@ -95,12 +96,10 @@ def child(engine: str, config: str, steps: int, without: list[str]) -> None:
         "unsampled": lambda: gradlens.watch(on_finding="collect", sample_every=0, nonfinite_every=0,
                                             health_every=0),
     }[config]()
+    run = bw._runner((model, opt, x, y, loss_fn))
     gc.disable()
     with ctx:
-        for _ in range(WARM + steps):
-            opt.zero_grad()
-            loss_fn(model(x), y).backward()
-            opt.step()
+        run(WARM + steps)
 
 
 def count(engine: str, config: str, steps: int, without: list[str]) -> int:
@@ -127,8 +126,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--engine", choices=["native", "torch"], action="append")
     ap.add_argument("--config", choices=CONFIGS, action="append")
-    ap.add_argument("--without", choices=PARTS, action="append", default=[],
-                    help="also count the steady watch without this part (repeatable)")
+    ap.add_argument("--without", choices=list(REMOVALS), action="append", default=[],
+                    help="also count the unsampled watch without this part (repeatable)")
     ap.add_argument("--short", type=int, default=20)
     ap.add_argument("--long", type=int, default=100)
     args = ap.parse_args(argv)
