@@ -743,6 +743,58 @@ def test_global_module_hooks():
 
 
 @requires_torch
+def test_global_forward_hooks_alone_match_torch():
+    """Global forward hooks with no other hook take the native engine's short call path: its results, the
+    hooks' order, replaced inputs and outputs, and hooks removed or added mid-call match torch's."""
+    import torch
+    import torch.nn.modules.module as tmodule
+
+    from gradlens.engine.nn.modules import module as gmodule
+
+    def run(lib, mm):
+        lib.manual_seed(0)
+        seq = lib.nn.Sequential(lib.nn.Linear(2, 3), lib.nn.ReLU())
+        with lib.no_grad():
+            seq[0].weight.copy_(lib.tensor([[1.0, -2.0], [0.5, 0.25], [-1.0, 3.0]]))
+            seq[0].bias.copy_(lib.tensor([0.1, -0.2, 0.3]))
+        calls, handles = [], []
+
+        def pre(mod, args):
+            calls.append(("pre", type(mod).__name__))
+            if isinstance(mod, lib.nn.Linear):
+                return args[0] * 2  # not a tuple: wrapped into one, as torch does
+
+        def post(mod, args, out):
+            calls.append(("post", type(mod).__name__, tuple(args[0].shape)))
+            if isinstance(mod, lib.nn.ReLU):
+                return out + 1
+
+        def once(mod, args):
+            calls.append(("once", type(mod).__name__))
+            handles[0].remove()  # removed during its own call: the call's snapshot still runs the others
+            handles.append(mm.register_module_forward_pre_hook(late))
+
+        def late(mod, args):
+            calls.append(("late", type(mod).__name__))
+
+        handles.append(mm.register_module_forward_pre_hook(once))
+        handles.append(mm.register_module_forward_pre_hook(pre))
+        handles.append(mm.register_module_forward_hook(post))
+        try:
+            out = seq(lib.tensor([[1.0, 2.0], [-3.0, 0.5]]))
+        finally:
+            for h in handles:
+                h.remove()
+        return out.detach().numpy(), calls
+
+    got, got_calls = run(ge, gmodule)
+    want, want_calls = run(torch, tmodule)
+    np.testing.assert_allclose(got, want, **TOL[got.dtype])
+    assert got_calls == want_calls
+    assert not gmodule._global_forward_hooks and not gmodule._global_forward_pre_hooks
+
+
+@requires_torch
 def test_full_backward_hooks_match_torch():
     import torch
 

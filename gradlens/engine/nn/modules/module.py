@@ -1149,9 +1149,38 @@ class Module:
             or _global_backward_pre_hooks
         ):
             return self.forward(*args, **kwargs)
+        if not (
+            self._forward_pre_hooks
+            or self._forward_hooks
+            or self._backward_hooks
+            or self._backward_pre_hooks
+            or _global_backward_hooks
+            or _global_backward_pre_hooks
+            or _global_forward_hooks_always_called
+            or _global_forward_hooks_with_kwargs
+        ):
+            return self._call_with_global_forward_hooks(args, kwargs)
         return self._call_with_hooks(args, kwargs)
 
     __call__ = _call_impl
+
+    def _call_with_global_forward_hooks(self, args: tuple, kwargs: dict):
+        """The call when the only hooks are global forward (pre-)hooks without kwargs or ``always_call``
+        (an instrument watching every module): the general path's bookkeeping, which is most of a small
+        module's call, has nothing to do then. Same order and semantics as ``_call_with_hooks``; the hook
+        dicts are snapshotted, as there, so a hook may add or remove hooks."""
+        if _global_forward_pre_hooks:
+            for hook in tuple(_global_forward_pre_hooks.values()):
+                res = hook(self, args)
+                if res is not None:
+                    args = res if isinstance(res, tuple) else (res,)
+        result = self.forward(*args, **kwargs)
+        if _global_forward_hooks:
+            for hook in tuple(_global_forward_hooks.values()):
+                res = hook(self, args, result)
+                if res is not None:
+                    result = res
+        return result
 
     def _call_with_hooks(self, args: tuple, kwargs: dict):
         result = None
