@@ -83,6 +83,8 @@ class BackwardHooks:
         non-finite loss makes the next step check every gradient; CPU tensors only: no device sync)."""
         if self._frozen:
             self._hook_unfrozen()
+        if self._in_step:
+            self._end_failed_steps()
         self._manual_boundary()
         repeat = False
         check = self._check_loss and not self._suspect_nonfinite

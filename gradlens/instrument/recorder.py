@@ -162,6 +162,7 @@ class Recorder(
         self._skey = SENTINEL_KEY if serial == 0 else f"{SENTINEL_KEY}#{serial}"
         self._model_ids: set[int] | None = None
         self._opt_ids: set[int] | None = None
+        self._in_step = 0  # steps.py: optimizers whose step is running (their post-step hook is due)
         self._saved_hooks = {e.name: self._make_saved_hooks(e) for e in engines}
         # leaves.py: walks cached per root node type; hooks of leaves found by walks, dropped as they die
         self._walks: dict[type, Any] = {}

@@ -69,7 +69,7 @@ class _ParamState:
 class _OptState:
     """One optimizer's parameters (as ``_ParamState``), how often it stepped, and a weak reference to it."""
 
-    __slots__ = ("label", "states", "key", "steps", "eng", "ref")
+    __slots__ = ("label", "states", "key", "steps", "eng", "ref", "folded", "mutates", "depth", "closure")
 
     def __init__(self, label: str, eng: EngineHooks, ref):
         self.ref = ref
@@ -78,6 +78,10 @@ class _OptState:
         self.key: tuple = ()
         self.steps = 0
         self.eng = eng
+        self.folded = False  # this step's pre-step pass took the post-step snapshot (steps.py)
+        self.mutates = False  # seen changing gradients in its step: its snapshot is taken after the step
+        self.depth = 0  # step calls in flight: a subclass's step calling its parent's fires the hooks twice
+        self.closure = False  # the step in flight was given a closure (which may run backward inside it)
 
 
 class _ModInfo:

@@ -53,8 +53,24 @@ class StepHooks:
             os_ = self._opt_state(opt)
         elif os_.steps % 16 == 0:
             os_ = self._opt_state(opt)  # param groups edited in place: re-read now and then
+        if os_.depth:
+            # the step of a subclass calling its parent's (``super().step()``): the engine fires the global
+            # hooks again for the inner call once the parent class has had an instance; one step, judged once
+            os_.depth += 1
+            return
+        os_.depth = 1
+        self._in_step += 1
+        # a closure (LBFGS's, SAM's) may run forward and backward inside the step; ``args[0]`` is the optimizer
+        os_.closure = (len(args) > 1 or bool(kwargs)) and (
+            any(callable(a) for a in args[1:]) or any(callable(v) for v in kwargs.values()))
+        os_.folded = False
         if self._opt_ids is not None and id(opt) not in self._opt_ids:
             return
+        # take the post-step snapshot in this loop (one pass per step instead of two) when the step leaves
+        # gradients alone: not with a closure (LBFGS re-runs backward inside the step), and never again for
+        # an optimizer seen changing its gradients (checked after its first steps and one step in 16)
+        fold = not (os_.closure or os_.mutates)
+        wref = weakref.ref
         if self._health is not None:
             self._health_before(os_)  # health.py: gradient norms and weights before the step, on sampled steps
         cfg = self.config
@@ -94,6 +110,9 @@ class StepHooks:
                     rep.append(st.name)
             elif not st.received and g is None and p.requires_grad:
                 never.append(st.name)
+            if fold:
+                _snapshot(st, g, zeros and self._zeroed and self._zeroed[-1] is st, wref)
+        os_.folded = fold
         if zeros is False and self._zeroed:
             # zero after an in-place change while other changed grads are not: units that got no signal (dead
             # ReLUs) rescaled by clipping, not a clear (zeroing in place clears every gradient it reaches)
@@ -133,6 +152,15 @@ class StepHooks:
             )
         )
 
+    def _end_failed_steps(self) -> None:
+        """Before a backward: a step still in flight without a closure (which could run this backward)
+        raised, so its post-step hook never ran; forget it, or every later step would count as nested."""
+        for os_ in self.opts.values():
+            if os_.depth and not os_.closure:
+                os_.depth = 0
+                os_.folded = False
+                self._in_step -= 1
+
     def _names(self, names) -> tuple:
         """``tuple(names)``, shared with earlier events holding the same names: a buggy loop emits an event
         per step, and the session keeps up to ``MAX_EVENTS`` of them (memory per event stays constant
@@ -154,30 +182,37 @@ class StepHooks:
         os_ = self.opts.get(id(opt))
         if os_ is None or os_.ref() is not opt:
             return
+        depth = os_.depth
+        if depth > 1:
+            os_.depth = depth - 1  # the inner call of a nested step (_pre_step): the outer call's hook ends it
+            return
+        if depth:
+            os_.depth = 0
+            self._in_step -= 1
         if self._health_pending:
             self._health_after(os_)  # health.py: the update's size, from the weights sampled before the step
-        wref = weakref.ref
         zeroed, self._zeroed = self._zeroed, []
-        for st in os_.states:
-            p = st.ref()
-            if p is None:
-                continue
-            g = p.grad
-            if zeroed and g is not None and any(st is z for z in zeroed):
-                st.step_ref = None  # the step applied zeros: adding to them next is not a carry
-            elif g is not None:
-                ref = st.acc_ref
-                st.step_ref = ref if ref is not None and ref() is g else wref(g)
-                try:
-                    st.step_ver = g._version
-                except RuntimeError:
-                    st.step_ref = None
-            else:
-                st.step_ref = None
-            st.stepped = True
-            st.since_step = 0
-            st.carried = False
-            st.evalc = st.repc = 0
+        wref = weakref.ref
+        if os_.folded:  # the pre-step pass took the snapshot (_pre_step)
+            os_.folded = False
+            if os_.steps < _VERIFY_FIRST or os_.steps % _VERIFY_EVERY == 0:
+                for st in os_.states:  # did the step leave the gradients as the snapshot says?
+                    p = st.ref()
+                    if p is None:
+                        continue
+                    g = p.grad
+                    sr = st.step_ref
+                    if (g is not None and not any(st is z for z in zeroed)) if sr is None \
+                            else (sr() is not g or st.step_ver != _version(g)):
+                        os_.mutates = True  # this optimizer changes gradients in its step: never fold it again
+                        _snapshot(st, g, zeroed and g is not None and any(st is z for z in zeroed), wref)
+        else:
+            for st in os_.states:
+                p = st.ref()
+                if p is None:
+                    continue
+                g = p.grad
+                _snapshot(st, g, zeroed and g is not None and any(st is z for z in zeroed), wref)
         os_.steps += 1
         self.step += 1
         self._opt_steps += 1
@@ -197,6 +232,35 @@ class StepHooks:
             self._tick()
         else:
             self._since_tick.add(oid)
+
+
+_VERIFY_FIRST = 3  # after an optimizer's first steps, and one step in _VERIFY_EVERY, check that the step
+_VERIFY_EVERY = 16  # left its gradients as the pre-step snapshot says (identity and version)
+
+
+def _version(g) -> int:
+    try:
+        return g._version
+    except RuntimeError:  # inference tensors have no version counter
+        return -1
+
+
+def _snapshot(st, g, zeroed: bool, wref) -> None:
+    """Record what the step leaves in ``st``'s gradient (identity and version: an accumulation adding to it
+    next is a carry) and reset the per-step counts."""
+    if g is None or zeroed:
+        st.step_ref = None  # none, or the step applied zeros: adding to them next is not a carry
+    else:
+        ref = st.acc_ref
+        st.step_ref = ref if ref is not None and ref() is g else wref(g)
+        try:
+            st.step_ver = g._version
+        except RuntimeError:
+            st.step_ref = None
+    st.stepped = True
+    st.since_step = 0
+    st.carried = False
+    st.evalc = st.repc = 0
 
 
 def _engine_of(engines: list[EngineHooks], obj: Any) -> EngineHooks:

@@ -79,3 +79,109 @@ def test_clean_steps_then_a_bug_is_still_caught(lib):
         steps = lens._recorder.step
     assert steps == 40
     assert "missing-zero-grad" in lens.kinds(), lens.kinds()
+
+
+def _rescaling_sgd(lib, start: int):
+    """An SGD that rescales its gradients in place inside ``step`` from its ``start``-th step on (as a
+    custom optimizer normalising gradients might): the step then changes what the pre-step pass saw."""
+
+    class RescalingSGD(lib.optim.SGD):
+        def __init__(self, params):
+            super().__init__(params, lr=0.01)
+            self.calls = 0
+
+        def step(self, closure=None):
+            out = super().step(closure)
+            self.calls += 1
+            if self.calls > start:
+                with lib.no_grad():
+                    for g in self.param_groups:
+                        for p in g["params"]:
+                            if p.grad is not None:
+                                p.grad.mul_(0.5)
+            return out
+
+    return RescalingSGD
+
+
+def _first_missing_zero_grad(lib, opt_cls, stop_zeroing_at: int, steps: int = 40):
+    net = _net(lib)
+    opt = opt_cls(net.parameters())
+    x = lib.randn(3, 4)
+    with gradlens.watch(on_finding="collect", nonfinite_every=0) as lens:
+        for i in range(steps):
+            if i < stop_zeroing_at:
+                opt.zero_grad()
+            net(x).pow(2).mean().backward()
+            opt.step()
+    return [f.step for f in lens.findings if f.kind == "missing-zero-grad"]
+
+
+def test_optimizer_changing_gradients_in_its_step_keeps_missing_zero_grad(lib):
+    """The post-step snapshot is taken in the pre-step pass only for optimizers whose step leaves the
+    gradients alone: one that rescales them in place is noticed on its first steps, and a missing
+    zero_grad is still found at the step where it starts, as with a plain SGD."""
+    plain = _first_missing_zero_grad(lib, lambda ps: lib.optim.SGD(ps, lr=0.01), stop_zeroing_at=10)
+    rescaling = _first_missing_zero_grad(lib, _rescaling_sgd(lib, start=0), stop_zeroing_at=10)
+    assert plain and rescaling == plain
+
+
+def test_optimizer_that_starts_changing_gradients_later_is_noticed(lib):
+    """An optimizer that starts rescaling gradients in its step after its first steps is noticed on a
+    verification step (one in 16): a missing zero_grad after that is found at its step."""
+    plain = _first_missing_zero_grad(lib, lambda ps: lib.optim.SGD(ps, lr=0.01), stop_zeroing_at=20)
+    rescaling = _first_missing_zero_grad(lib, _rescaling_sgd(lib, start=5), stop_zeroing_at=20)
+    assert plain and rescaling == plain
+
+
+def test_subclass_step_calling_its_parents_counts_once(lib):
+    """Once the parent class has had an instance, the engine fires the global step hooks again for a
+    subclass's ``super().step()`` (torch does: its step wrapper is patched per class): one user step is
+    still one step, so findings name the step the user counts."""
+    lib.optim.SGD(_net(lib).parameters(), lr=0.01)  # the parent class's step is now wrapped too
+
+    class Clipped(lib.optim.SGD):
+        def step(self, closure=None):
+            return super().step(closure)
+
+    calls = []
+    registry = importlib.import_module(f"{lib.__name__}.optim.optimizer")
+    handle = registry.register_optimizer_step_pre_hook(lambda opt, args, kwargs: calls.append(opt))
+    try:
+        found = _first_missing_zero_grad(lib, lambda ps: Clipped(ps, lr=0.01), stop_zeroing_at=10, steps=20)
+    finally:
+        handle.remove()
+    assert len(calls) == 40  # the premise: two hook calls per user step
+    assert found == _first_missing_zero_grad(lib, lambda ps: lib.optim.SGD(ps, lr=0.01), 10, steps=20)
+
+
+def test_step_that_raises_does_not_stall_later_steps(lib):
+    """A step that raises (caught by the loop) never reaches its post-step hook: the next backward forgets
+    it, so later steps are counted and judged."""
+
+    class Flaky(lib.optim.SGD):
+        def __init__(self, params):
+            super().__init__(params, lr=0.01)
+            self.calls = 0
+
+        def step(self, closure=None):
+            self.calls += 1
+            if self.calls == 5:
+                raise RuntimeError("step failed on purpose")
+            return super().step(closure)
+
+    net = _net(lib)
+    opt = Flaky(net.parameters())
+    x = lib.randn(3, 4)
+    with gradlens.watch(on_finding="collect", nonfinite_every=0) as lens:
+        for i in range(30):
+            if i < 20:
+                opt.zero_grad()
+            net(x).pow(2).mean().backward()
+            try:
+                opt.step()
+            except RuntimeError:
+                pass
+        steps = lens._recorder.step
+    assert steps == 29
+    assert "missing-zero-grad" in lens.kinds(), lens.kinds()
