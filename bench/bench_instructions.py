@@ -1,9 +1,11 @@
-"""Instructions per watched step of the tiny MLP, counted by valgrind: a figure the machine's load cannot move.
+"""Instructions per watched step of the tiny MLP (or the convnet), counted by valgrind: a figure the machine's
+load cannot move.
 
 Wall and CPU times of a 0.1-0.3 ms step move by 5-10% with other tenants' load (BENCHMARKS.md); the number
 of instructions a step executes does not. This bench runs ``bench_watch.tiny_mlp`` under
 ``valgrind --tool=cachegrind --cache-sim=no`` twice per configuration (``--short`` and ``--long`` steady-state
-steps after 64 untimed ones, cyclic GC off, ``PYTHONHASHSEED=0``) and reports
+steps after 64 untimed ones, cyclic GC off, ``PYTHONHASHSEED=0``; ``--model convnet`` runs
+``bench_watch.convnet`` instead, 16 untimed steps and 4/14 by default) and reports
 ``(I(long) - I(short)) / (long - short)``: the instructions of one steady-state step, start-up excluded.
 
 Configurations: ``plain``; ``empty`` (the watch's hooks with empty bodies: the dispatch floor);
@@ -16,7 +18,8 @@ otherwise leave the warm-up's saved-tensor sampling on for good), e.g.
 ``--without tick``; parts overlap a little (removing the forward pre-hook also starves the post-hook of
 the modules it discovers).
 
-Run: ``python bench/bench_instructions.py [--engine native|torch] [--without PART ...]``. Needs valgrind
+Run: ``python bench/bench_instructions.py [--engine native|torch] [--model tiny|convnet] [--without PART ...]``.
+Needs valgrind
 (``apt-get install -y valgrind``); one configuration takes 15-40 s.
 """
 
@@ -69,8 +72,13 @@ def _remove(part: str) -> None:
 CONFIGS = ("plain", "empty", "steady", "default", "unsampled")
 
 
-def child(engine: str, config: str, steps: int, without: list[str]) -> None:
-    """Run ``WARM + steps`` steps of the tiny MLP in one configuration (the process valgrind counts)."""
+MODELS = {"tiny": ("tiny_mlp", WARM, 20, 100), "convnet": ("convnet", 16, 4, 14)}
+"""--model NAME: (bench_watch's model function, untimed steps, default --short, default --long)."""
+
+
+def child(engine: str, model_name: str, config: str, steps: int, without: list[str]) -> None:
+    """Run the untimed steps and ``steps`` more of the model in one configuration (the process valgrind
+    counts)."""
     if engine == "torch":
         import torch
 
@@ -83,7 +91,8 @@ def child(engine: str, config: str, steps: int, without: list[str]) -> None:
     import gradlens
 
     lib.manual_seed(0)
-    model, opt, x, y, loss_fn = bw.tiny_mlp(lib)
+    make, warm, _, _ = MODELS[model_name]
+    model, opt, x, y, loss_fn = getattr(bw, make)(lib)
     for part in without:
         _remove(part)
     big = 10**9
@@ -99,12 +108,12 @@ def child(engine: str, config: str, steps: int, without: list[str]) -> None:
     run = bw._runner((model, opt, x, y, loss_fn))
     gc.disable()
     with ctx:
-        run(WARM + steps)
+        run(warm + steps)
 
 
-def count(engine: str, config: str, steps: int, without: list[str]) -> int:
+def count(engine: str, model: str, config: str, steps: int, without: list[str]) -> int:
     cmd = ["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null",
-           sys.executable, __file__, "--child", engine, config, str(steps), *without]
+           sys.executable, __file__, "--child", engine, model, config, str(steps), *without]
     env = dict(os.environ, PYTHONHASHSEED="0", OMP_NUM_THREADS="1")
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
     m = re.search(r"I\s+refs:\s+([\d,]+)", out.stderr)
@@ -114,40 +123,45 @@ def count(engine: str, config: str, steps: int, without: list[str]) -> int:
     return int(m.group(1).replace(",", ""))
 
 
-def per_step(engine: str, config: str, short: int, long: int, without: list[str]) -> float:
-    return (count(engine, config, long, without) - count(engine, config, short, without)) / (long - short)
+def per_step(engine: str, model: str, config: str, short: int, long: int, without: list[str]) -> float:
+    return (count(engine, model, config, long, without) - count(engine, model, config, short, without)) / (
+        long - short)
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["--child"]:
-        child(argv[1], argv[2], int(argv[3]), argv[4:])
+        child(argv[1], argv[2], argv[3], int(argv[4]), argv[5:])
         return 0
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--engine", choices=["native", "torch"], action="append")
     ap.add_argument("--config", choices=CONFIGS, action="append")
     ap.add_argument("--without", choices=list(REMOVALS), action="append", default=[],
                     help="also count the unsampled watch without this part (repeatable)")
-    ap.add_argument("--short", type=int, default=20)
-    ap.add_argument("--long", type=int, default=100)
+    ap.add_argument("--model", choices=list(MODELS), default="tiny")
+    ap.add_argument("--short", type=int, help="steps of the short run (default: the model's)")
+    ap.add_argument("--long", type=int, help="steps of the long run (default: the model's)")
     args = ap.parse_args(argv)
     if shutil.which("valgrind") is None:
         print("valgrind is not installed: expected it on PATH (apt-get install -y valgrind)", file=sys.stderr)
         return 2
-    print("| engine | configuration | instructions/step | vs plain |")
-    print("|---|---|---:|---:|")
+    _, _, short, long = MODELS[args.model]
+    short = short if args.short is None else args.short
+    long = long if args.long is None else args.long
+    print("| engine | model | configuration | instructions/step | vs plain |")
+    print("|---|---|---|---:|---:|")
     for engine in args.engine or ["native", "torch"]:
         rows = [(c, []) for c in args.config or CONFIGS[:4]]
         if args.without:
             rows += [("unsampled", [])] + [("unsampled", [p]) for p in args.without]
         plain = None
         for config, without in rows:
-            n = per_step(engine, config, args.short, args.long, without)
+            n = per_step(engine, args.model, config, short, long, without)
             if config == "plain":
                 plain = n
             label = config + (f" without {without[0]}" if without else "")
             ratio = f"{n / plain:.3f}x" if plain else ""
-            print(f"| {engine} | {label} | {n / 1e3:,.0f}k | {ratio} |", flush=True)
+            print(f"| {engine} | {args.model} | {label} | {n / 1e3:,.0f}k | {ratio} |", flush=True)
     return 0
 
 

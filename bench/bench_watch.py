@@ -3,23 +3,23 @@
 Configurations are interleaved round by round (so machine load hits all of them alike); each round times
 every step separately and keeps the median; the ratio reported is the median over rounds of
 config-median / plain-median of the same round. ``torch.autograd.set_detect_anomaly(True)`` is the
-reference row. Models: a tiny MLP (32-64-1, batch 16, about 0.2 ms/step on torch; also on
-gradlens.engine) and a small convnet (2x[conv3x3+BN+ReLU+maxpool] + FC on 1x28x28, batch 32, about
-10 ms/step; torch only: the native engine has no convolution) and a GPT of nanoGPT's shape (6 layers, 6 heads,
-384 wide, context 64, batch 8, character vocabulary of 65, tied embedding, AdamW; torch only, a few steps
-per round: about 0.5 s/step on one thread).
+reference row. Models, each on torch and on gradlens.engine: a tiny MLP (32-64-1, batch 16, about 0.1-0.2
+ms/step), a small convnet (2x[conv3x3+BN+ReLU+maxpool] + FC on 1x28x28, batch 32, about 10 ms/step on torch,
+30 on the native engine) and a GPT of nanoGPT's shape (6 layers, 6 heads, 384 wide, context 64, batch 8,
+character vocabulary of 65, tied embedding, AdamW; a few steps per round: about 0.5 s/step on one thread).
 
 ``--profile`` times each hook and each part of a hook (a timer wrapped around the recorder's methods and the
 hook closures it makes) over steady-state watched steps of the tiny MLP on both engines, with the calls per
 step: where the time of one watched step goes, beside the floor (the same hooks with empty bodies).
-``--rss`` runs the GPT in two child processes, plain and watched, and compares their peak resident set size
-(``ru_maxrss``).
+``--rss`` runs the GPT in two child processes per engine, plain and watched, and compares their peak
+resident set size (``ru_maxrss``).
 
 Times are thread CPU time by default (``--wall`` for wall clock): robust to other processes sharing
-the cores. Each configuration runs a few untimed steps first (``UNTIMED``, ``UNTIMED_GPT``). The median step
+the cores. Each configuration runs a few untimed steps first (``UNTIMED``, ``UNTIMED_FEW``). The median step
 (default) is the cost of a step that runs no sampled check; ``--mean`` counts the sampled steps at their rate.
 
-Run: ``python bench/bench_watch.py [--rounds 9] [--steps 40] [--markdown] [--only gpt] [--profile] [--rss]``.
+Run: ``python bench/bench_watch.py [--rounds 9] [--steps 40] [--markdown] [--only NAME] [--profile] [--rss]``
+(``--only`` one of tiny, convnet, native, native-convnet, gpt, native-gpt).
 """
 
 from __future__ import annotations
@@ -139,9 +139,10 @@ UNTIMED = 4
 """Steps run untimed after entering each configuration: the watch tracks its first three iterations in
 full (a one-off start-up cost), and the steady state is what a training run pays."""
 
-UNTIMED_GPT = 9
-"""The GPT's few timed steps start after the gradient-health series' first 8 steps (always sampled): with 4
-untimed steps every timed step would be a sampled one, which measures the start-up, not the steady state."""
+UNTIMED_FEW = 9
+"""The models timed a few steps per round (the convnet, the GPT) start timing after the gradient-health
+series' first 8 steps (always sampled): with 4 untimed steps most or all of their timed steps would be sampled
+ones, which measures the start-up, not the steady state (the convnet's 5 timed steps did, until 2026-12-08)."""
 
 MEAN = False
 """``--mean``: each configuration's time is the mean of its timed steps instead of the median, so the steps
@@ -185,7 +186,7 @@ def measure(lib, make_model, rounds: int, steps: int) -> dict[str, tuple[float, 
     """``{config: (median per-round ratio, best-round ratio, median ms/step)}``."""
     setup = make_model(lib)
     cfgs = configs(lib, big=make_model is gpt)
-    untimed = UNTIMED_GPT if make_model is gpt else UNTIMED
+    untimed = UNTIMED_FEW if make_model in (gpt, convnet) else UNTIMED
     for make in cfgs.values():  # warm-up
         step_times(setup, lib, steps // 2 or 1, make(), untimed)
     per: dict[str, list[float]] = {k: [] for k in cfgs}
@@ -323,9 +324,9 @@ def _empty_hooks(lib, model):
             h.remove()
 
 
-def profile(steps: int, rounds: int) -> int:
-    """Print, per engine, the markdown table of where a steady-state watched step of the tiny MLP spends
-    its time: per hook (and per part), microseconds per step and calls per step, against the overhead
+def profile(steps: int, rounds: int, make=None) -> int:
+    """Print, per engine, the markdown table of where a steady-state watched step of the tiny MLP (or ``make``'s
+    model) spends its time: per hook (and per part), microseconds per step and calls per step, against the overhead
     measured as watched minus plain in the same run (rounds interleaved, medians)."""
     import gradlens.engine as native
 
@@ -338,7 +339,8 @@ def profile(steps: int, rounds: int) -> int:
     except ImportError:
         pass
     for engine, lib in libs:
-        setup = tiny_mlp(lib)
+        make = make or tiny_mlp
+        setup = make(lib)
         run = _runner(setup)
         run(50)
         plain, floor, watched, per_round = [], [], [], []
@@ -354,7 +356,7 @@ def profile(steps: int, rounds: int) -> int:
                 watched.append(run(steps) / steps)
             per_round.append(cells)
         p, w, f = (statistics.median(v) / 1e3 for v in (plain, watched, floor))
-        print(f"\n{engine}, tiny MLP, {steps} steady-state steps x {rounds} rounds: plain {p:.1f} us/step, "
+        print(f"\n{engine}, {make.__name__}, {steps} steady-state steps x {rounds} rounds: plain {p:.1f} us/step, "
               f"empty-bodied hooks {f:.1f} us/step ({f / p:.2f}x), watched with timers {w:.1f} us/step "
               f"({w / p:.2f}x)\n")
         print("| hook or part | us/step | calls/step | us/call |")
@@ -369,14 +371,16 @@ def profile(steps: int, rounds: int) -> int:
 
 
 # --- peak memory, plain vs watched, in separate processes ---------------------------------------------
-def rss_child(mode: str, steps: int) -> int:
+def rss_child(engine: str, mode: str, steps: int) -> int:
     import resource
 
-    import torch
-
-    torch.manual_seed(0)
-    torch.set_num_threads(1)
-    model, opt, x, y, loss_fn = gpt(torch)
+    if engine == "torch":
+        import torch as lib
+    else:
+        import gradlens.engine as lib
+    lib.manual_seed(0)
+    lib.set_num_threads(1)
+    model, opt, x, y, loss_fn = gpt(lib)
     ctx = gradlens.watch(on_finding="collect") if mode == "watch" else contextlib.nullcontext()
     with ctx:
         for _ in range(steps):
@@ -387,20 +391,38 @@ def rss_child(mode: str, steps: int) -> int:
     return 0
 
 
-def rss(steps: int, rounds: int) -> int:
-    """Peak RSS of ``steps`` GPT steps, plain and watched, each in its own process (alternated, medians)."""
+def rss(steps: int, rounds: int, engines: list[str]) -> int:
+    """Peak RSS of ``steps`` GPT steps, plain and watched, each in its own process (alternated, medians),
+    per engine."""
     import subprocess
 
-    out: dict[str, list[int]] = {"plain": [], "watch": []}
-    for _ in range(max(1, rounds)):
-        for mode in out:
-            res = subprocess.run([sys.executable, __file__, "--rss-child", mode, "--steps", str(steps)],
-                                 capture_output=True, text=True, check=True)
-            out[mode].append(int(res.stdout.split()[-1]))
-    p, w = statistics.median(out["plain"]), statistics.median(out["watch"])
-    print(f"GPT (nanoGPT shape), {steps} steps, {rounds} process pairs: peak RSS plain {p / 1024:.1f} MiB, "
-          f"watched {w / 1024:.1f} MiB ({w / p:.3f}x)")
+    for engine in engines:
+        out: dict[str, list[int]] = {"plain": [], "watch": []}
+        for _ in range(max(1, rounds)):
+            for mode in out:
+                cmd = [sys.executable, __file__, "--rss-child", mode, "--rss-engine", engine, "--steps", str(steps)]
+                res = subprocess.run(cmd, capture_output=True, text=True, check=True)
+                out[mode].append(int(res.stdout.split()[-1]))
+        p, w = statistics.median(out["plain"]), statistics.median(out["watch"])
+        print(f"{engine}, GPT (nanoGPT shape), {steps} steps, {rounds} process pairs: peak RSS plain "
+              f"{p / 1024:.1f} MiB, watched {w / 1024:.1f} MiB ({w / p:.3f}x)")
     return 0
+
+
+PICK = {  # --only NAME: (engine, model), in the order of a full run
+    "tiny": ("torch", "tiny MLP"),
+    "convnet": ("torch", "small convnet"),
+    "native": ("native", "tiny MLP"),
+    "native-convnet": ("native", "small convnet"),
+    "gpt": ("torch", "GPT (nanoGPT shape)"),
+    "native-gpt": ("native", "GPT (nanoGPT shape)"),
+}
+
+
+def _has_torch() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("torch") is not None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -408,10 +430,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=9)
     ap.add_argument("--steps", type=int, default=40)
     ap.add_argument("--markdown", action="store_true", help="print BENCHMARKS.md rows")
-    ap.add_argument("--only", choices=["tiny", "convnet", "native", "gpt"], help="run one benchmark")
-    ap.add_argument("--profile", action="store_true", help="where the time of one watched step goes (tiny MLP)")
+    ap.add_argument("--only", choices=list(PICK), help="run one benchmark")
+    ap.add_argument("--profile", action="store_true",
+                    help="where the time of one watched step goes (tiny MLP; the convnet with --only convnet)")
     ap.add_argument("--rss", action="store_true", help="peak RSS of the GPT, plain vs watched (child processes)")
     ap.add_argument("--rss-child", choices=["plain", "watch"], help=argparse.SUPPRESS)
+    ap.add_argument("--rss-engine", choices=["torch", "native"], action="append",
+                    help="with --rss: the engine(s) to measure (default: both, torch if installed)")
     ap.add_argument("--wall", action="store_true", help="time wall clock instead of thread CPU time")
     ap.add_argument("--mean", action="store_true", help="mean of the timed steps instead of the median")
     args = ap.parse_args(argv)
@@ -421,34 +446,31 @@ def main(argv: list[str] | None = None) -> int:
     MEAN = args.mean
     warnings.simplefilter("ignore")
     if args.rss_child:
-        return rss_child(args.rss_child, args.steps)
+        return rss_child(args.rss_engine[0] if args.rss_engine else "torch", args.rss_child, args.steps)
     if args.rss:
-        return rss(args.steps, args.rounds)
+        engines = args.rss_engine or (["torch", "native"] if _has_torch() else ["native"])
+        return rss(args.steps, args.rounds, engines)
     if args.profile:
+        if args.only in ("convnet", "native-convnet"):  # the per-hook profile of the convnet (both engines)
+            return profile(args.steps, args.rounds, convnet)
         return profile(args.steps * 50, args.rounds)
     rows = []
     import gradlens.engine as native
 
     native.set_num_threads(1)
-    benches = [("native", native, "tiny MLP", tiny_mlp)]
-    try:
+    models = {"tiny MLP": tiny_mlp, "small convnet": convnet, "GPT (nanoGPT shape)": gpt}
+    libs = {"native": native}
+    if _has_torch():
         import torch
 
         torch.set_num_threads(1)
-        benches = [
-            ("torch", torch, "tiny MLP", tiny_mlp),
-            ("torch", torch, "small convnet", convnet),
-        ] + benches + [("torch", torch, "GPT (nanoGPT shape)", gpt)]
-    except ImportError:
+        libs = {"torch": torch, "native": native}
+    else:
         print("torch not installed: native engine only", file=sys.stderr)
-    pick = {
-        "tiny": ("torch", "tiny MLP"),
-        "convnet": ("torch", "small convnet"),
-        "native": ("native", "tiny MLP"),
-        "gpt": ("torch", "GPT (nanoGPT shape)"),
-    }
+    benches = [(engine, libs[engine], model_name, models[model_name]) for engine, model_name in PICK.values()
+               if engine in libs]
     if args.only:
-        benches = [b for b in benches if (b[0], b[2]) == pick[args.only]]
+        benches = [b for b in benches if (b[0], b[2]) == PICK[args.only]]
     for engine, lib, model_name, make in benches:
         per_round = {"small convnet": max(4, args.steps // 8), "GPT (nanoGPT shape)": max(2, args.steps // 10)}
         res = measure(lib, make, args.rounds, per_round.get(model_name, max(4, args.steps)))

@@ -1,6 +1,12 @@
 """Optimizer step hooks: judge each optimizer's gradients at step time (not at accumulation time, which
-gives false alarms on GAN loops), snapshot grad identity after the step, and pick the lead optimizer whose
-steps end iterations.
+gives false alarms on GAN loops), snapshot grad identity as the step leaves it, and pick the lead optimizer
+whose steps end iterations.
+
+The snapshot is taken in the pre-step pass (one pass over the parameters per step) for optimizers whose
+step leaves gradients alone, which the post-step hook checks on each optimizer's first steps and one step
+in 16; steps given a closure, and optimizers seen changing gradients, are snapshot after the step. A
+subclass's ``super().step()`` fires the global hooks twice (the engines wrap each class's ``step``): the
+outer call alone is the step.
 """
 
 from __future__ import annotations
