@@ -74,7 +74,7 @@ class StepHooks:
             return
         # take the post-step snapshot in this loop (one pass per step instead of two) when the step leaves
         # gradients alone: not with a closure (LBFGS re-runs backward inside the step), and never again for
-        # an optimizer seen changing its gradients (checked after its first steps and one step in 16)
+        # an optimizer seen changing its gradients (checked on its first steps and one step in 16)
         fold = not (os_.closure or os_.mutates)
         wref = weakref.ref
         if self._health is not None:
