@@ -91,6 +91,7 @@ class StepHooks:
             if p is None:
                 continue
             g = p.grad
+            zeroed = False
             if st.since_step:
                 touched.append(st.name)
                 if g is None:
@@ -104,6 +105,7 @@ class StepHooks:
                         if zeros:
                             cleared.append(st.name)
                             self._zeroed.append(st)
+                            zeroed = True
                     grads.append(g)
                     gnames.append(st.name)
                 if st.carried:
@@ -117,7 +119,7 @@ class StepHooks:
             elif not st.received and g is None and p.requires_grad:
                 never.append(st.name)
             if fold:
-                _snapshot(st, g, zeros and self._zeroed and self._zeroed[-1] is st, wref)
+                _snapshot(st, g, zeroed, wref)
         os_.folded = fold
         if zeros is False and self._zeroed:
             # zero after an in-place change while other changed grads are not: units that got no signal (dead
@@ -199,26 +201,24 @@ class StepHooks:
             self._health_after(os_)  # health.py: the update's size, from the weights sampled before the step
         zeroed, self._zeroed = self._zeroed, []
         wref = weakref.ref
-        if os_.folded:  # the pre-step pass took the snapshot (_pre_step)
-            os_.folded = False
-            if os_.steps < _VERIFY_FIRST or os_.steps % _VERIFY_EVERY == 0:
-                for st in os_.states:  # did the step leave the gradients as the snapshot says?
-                    p = st.ref()
-                    if p is None:
-                        continue
-                    g = p.grad
-                    sr = st.step_ref
-                    if (g is not None and not any(st is z for z in zeroed)) if sr is None \
-                            else (sr() is not g or st.step_ver != _version(g)):
-                        os_.mutates = True  # this optimizer changes gradients in its step: never fold it again
-                        _snapshot(st, g, zeroed and g is not None and any(st is z for z in zeroed), wref)
-        else:
+        verify = os_.folded and (os_.steps < _VERIFY_FIRST or os_.steps % _VERIFY_EVERY == 0)
+        if not os_.folded or verify:
             for st in os_.states:
                 p = st.ref()
                 if p is None:
                     continue
                 g = p.grad
-                _snapshot(st, g, zeroed and g is not None and any(st is z for z in zeroed), wref)
+                st_zeroed = bool(zeroed) and any(st is z for z in zeroed)
+                if verify:  # did the step leave the gradient as the pre-step snapshot says?
+                    sr = st.step_ref
+                    if sr is None:
+                        if g is None or st_zeroed:
+                            continue
+                    elif sr() is g and st.step_ver == _version(g):
+                        continue
+                    os_.mutates = True  # this optimizer changes gradients in its step: never fold it again
+                _snapshot(st, g, st_zeroed, wref)
+        os_.folded = False
         os_.steps += 1
         self.step += 1
         self._opt_steps += 1
@@ -240,8 +240,8 @@ class StepHooks:
             self._since_tick.add(oid)
 
 
-_VERIFY_FIRST = 3  # after an optimizer's first steps, and one step in _VERIFY_EVERY, check that the step
-_VERIFY_EVERY = 16  # left its gradients as the pre-step snapshot says (identity and version)
+_VERIFY_FIRST = 3  # on an optimizer's first steps, and one step in _VERIFY_EVERY, check that the step left
+_VERIFY_EVERY = 16  # its gradients as the pre-step snapshot says (identity and version)
 
 
 def _version(g) -> int:
@@ -254,15 +254,14 @@ def _version(g) -> int:
 def _snapshot(st, g, zeroed: bool, wref) -> None:
     """Record what the step leaves in ``st``'s gradient (identity and version: an accumulation adding to it
     next is a carry) and reset the per-step counts."""
-    if g is None or zeroed:
-        st.step_ref = None  # none, or the step applied zeros: adding to them next is not a carry
+    ver = -1 if g is None or zeroed else _version(g)
+    if ver < 0:
+        # none, the step applied zeros (adding to them next is not a carry), or no version counter
+        st.step_ref = None
     else:
         ref = st.acc_ref
         st.step_ref = ref if ref is not None and ref() is g else wref(g)
-        try:
-            st.step_ver = g._version
-        except RuntimeError:
-            st.step_ref = None
+        st.step_ver = ver
     st.stepped = True
     st.since_step = 0
     st.carried = False

@@ -1138,29 +1138,20 @@ class Module:
 
     # --- call -----------------------------------------------------------------------------------------------
     def _call_impl(self, *args, **kwargs):
-        if not (
+        if (
             self._forward_pre_hooks
             or self._forward_hooks
             or self._backward_hooks
             or self._backward_pre_hooks
-            or _global_forward_pre_hooks
-            or _global_forward_hooks
             or _global_backward_hooks
             or _global_backward_pre_hooks
         ):
+            return self._call_with_hooks(args, kwargs)
+        if not (_global_forward_pre_hooks or _global_forward_hooks):
             return self.forward(*args, **kwargs)
-        if not (
-            self._forward_pre_hooks
-            or self._forward_hooks
-            or self._backward_hooks
-            or self._backward_pre_hooks
-            or _global_backward_hooks
-            or _global_backward_pre_hooks
-            or _global_forward_hooks_always_called
-            or _global_forward_hooks_with_kwargs
-        ):
-            return self._call_with_global_forward_hooks(args, kwargs)
-        return self._call_with_hooks(args, kwargs)
+        if _global_forward_hooks_always_called or _global_forward_hooks_with_kwargs:
+            return self._call_with_hooks(args, kwargs)
+        return self._call_with_global_forward_hooks(args, kwargs)
 
     __call__ = _call_impl
 
